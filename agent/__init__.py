@@ -1,0 +1,218 @@
+"""llmpulse in-process SDK: one decorator, and every LLM call lands in ClickHouse.
+
+Usage::
+
+    from llmpulse.agent import configure, observe
+
+    configure(service_name="support-bot")  # embedded store in ./.llmpulse, no server
+
+
+    @observe
+    def answer(question: str):
+        return client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": question}])
+
+Before ``configure()`` everything here is a cheap no-op, so libraries may decorate freely.
+
+Environment variables (``configure()`` arguments win): ``LLMPULSE_DSN``, ``LLMPULSE_DATABASE``,
+``LLMPULSE_CAPTURE_CONTENT``, ``LLMPULSE_SAMPLE_RATE``, ``LLMPULSE_SPOOL_DIR``, ``LLMPULSE_SPOOL_MAX_BYTES``,
+``LLMPULSE_EXPORT``, ``LLMPULSE_PRICES_FILE``, ``LLMPULSE_MAX_QUEUE_SIZE``, ``LLMPULSE_BATCH_SIZE``,
+``LLMPULSE_FLUSH_INTERVAL``, ``OTEL_SERVICE_NAME``, ``OTEL_EXPORTER_OTLP_ENDPOINT``,
+``OTEL_RESOURCE_ATTRIBUTES``. See README.md "Configuration".
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from . import _state
+from ._log import logger
+from .clickhouse import FeedbackRecord
+from .config import Config, ConfigError, build_config
+from .decorator import attributes, current_ids, observe, update_current_span
+from .dsn import DSNError
+from .pipeline import Pipeline, Stats
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DSNError",
+    "Stats",
+    "attributes",
+    "configure",
+    "current_ids",
+    "feedback",
+    "flush",
+    "is_configured",
+    "observe",
+    "shutdown",
+    "stats",
+    "update_current_span",
+]
+
+_configure_lock = threading.Lock()
+
+
+def configure(
+    dsn: str | None = None,
+    *,
+    service_name: str | None = None,
+    database: str | None = None,
+    capture_content: bool | None = None,
+    redact: Callable[[str], str] | Sequence[Callable[[str], str]] | None = None,
+    sample_rate: float | None = None,
+    spool_dir: str | None = None,
+    spool_max_bytes: int | None = None,
+    otlp_endpoint: str | None = None,
+    export: str | Sequence[str] | None = None,
+    prices: Mapping[str, Mapping[str, float]] | str | None = None,
+    resource_attributes: Mapping[str, str] | None = None,
+    max_queue_size: int | None = None,
+    batch_size: int | None = None,
+    flush_interval: float | None = None,
+    shutdown_timeout: float | None = None,
+    apply_schema: bool | None = None,
+    span_exporters: Sequence[Callable[[Sequence[Any]], Any]] = (),
+) -> Config:
+    """Start exporting. Raises :class:`ConfigError` on any bad value; calling again replaces the pipeline.
+
+    With an embedded (chDB) store the store is opened and its schema applied here, so a locked or
+    unusable store is reported now. A ClickHouse server that is down is not an error: records are
+    spooled to disk and replayed when it is back.
+    """
+    from llmpulse import __version__
+
+    config = build_config(
+        dsn=dsn,
+        service_name=service_name,
+        database=database,
+        capture_content=capture_content,
+        redact=redact,
+        sample_rate=sample_rate,
+        spool_dir=spool_dir,
+        spool_max_bytes=spool_max_bytes,
+        otlp_endpoint=otlp_endpoint,
+        export=export,
+        prices=prices,
+        resource_attributes=resource_attributes,
+        max_queue_size=max_queue_size,
+        batch_size=batch_size,
+        flush_interval=flush_interval,
+        shutdown_timeout=shutdown_timeout,
+        apply_schema=apply_schema,
+    )
+    with _configure_lock:
+        previous = _state.pipeline
+        if previous is not None:
+            logger.info("llmpulse: configure() called again; flushing and replacing the previous pipeline")
+            _state.pipeline = None
+            previous.shutdown()
+        pipeline = Pipeline(config, span_exporters=span_exporters, version=__version__)
+        if config.store is not None and config.store.embedded:
+            try:
+                pipeline.open_store()
+            except Exception as exc:
+                pipeline.shutdown(0)
+                raise ConfigError(_store_open_message(config, exc)) from exc
+        _state.pipeline = pipeline
+    return config
+
+
+def _store_open_message(config: Config, exc: BaseException) -> str:
+    text = str(exc)
+    where = config.store.safe() if config.store else "?"
+    if "Cannot lock file" in text or "already running" in text:
+        return (
+            f"the embedded store {where} is already open in another process; one process may open a chDB path. "
+            "Send OTLP to the process that owns it (llmpulse agent), or use another path."
+        )
+    if "already initialized with path" in text:
+        return (
+            f"this process already opened another embedded store; a process can open one chDB path in its lifetime "
+            f"(wanted {where})"
+        )
+    return f"could not open the embedded store {where}: {type(exc).__name__}: {text[:500]}"
+
+
+def is_configured() -> bool:
+    return _state.pipeline is not None
+
+
+def flush(timeout: float = 30.0) -> bool:
+    """Export everything recorded so far; True when it all reached the store."""
+    pipeline = _state.pipeline
+    return True if pipeline is None else pipeline.flush(timeout)
+
+
+def shutdown(timeout: float | None = None) -> bool:
+    """Flush within ``timeout`` seconds and stop; afterwards ``@observe`` is a no-op again."""
+    with _configure_lock:
+        pipeline, _state.pipeline = _state.pipeline, None
+    return True if pipeline is None else pipeline.shutdown(timeout)
+
+
+def stats() -> Stats:
+    """Counters: enqueued, exported, spooled, replayed, dropped (by reason), queue and spool levels."""
+    pipeline = _state.pipeline
+    return Stats() if pipeline is None else pipeline.snapshot()
+
+
+def feedback(
+    *,
+    trace_id: str | None = None,
+    span_id: str | None = None,
+    name: str = "user_feedback",
+    score: float | None = None,
+    label: str | None = None,
+    comment: str | None = None,
+    user_id: str | None = None,
+    source: str = "human",
+    attributes: Mapping[str, Any] | None = None,
+) -> str | None:
+    """Record human feedback (a score, a label and/or a comment) on a trace or one of its spans.
+
+    Without ``trace_id`` the feedback applies to the running ``@observe`` call. Returns the feedback id,
+    or None when not configured. Bad arguments raise ``ValueError`` (they are the caller's bug).
+    """
+    if trace_id is None:
+        ids = current_ids()
+        if ids is None:
+            raise ValueError("feedback() needs trace_id= when called outside an @observe call")
+        trace_id, span_id = ids[0], span_id or ids[1]
+    trace_id = _hex_id(trace_id, 32, "trace_id")
+    span_id = _hex_id(span_id, 16, "span_id") if span_id else ""
+    if score is None and label is None and comment is None:
+        raise ValueError("feedback() needs at least one of score=, label= or comment=")
+    if score is not None:
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or score != score:
+            raise ValueError(f"feedback score must be a number, got {score!r}")
+    pipeline = _state.pipeline
+    if pipeline is None:
+        return None
+    feedback_id = uuid.uuid4().hex
+    pipeline.emit(
+        FeedbackRecord(
+            timestamp_ms=time.time_ns() // 1_000_000,
+            feedback_id=feedback_id,
+            trace_id=trace_id,
+            span_id=span_id,
+            name=name,
+            score=float(score) if score is not None else None,
+            label=label or "",
+            comment=comment or "",
+            user_id=user_id or "",
+            source=source,
+            attributes={str(k): str(v) for k, v in (attributes or {}).items()},
+        )
+    )
+    return feedback_id
+
+
+def _hex_id(value: str, length: int, name: str) -> str:
+    text = str(value).strip().lower()
+    if len(text) != length or any(c not in "0123456789abcdef" for c in text):
+        raise ValueError(f"{name} must be {length} hex characters, got {value!r}")
+    return text

@@ -1,0 +1,145 @@
+"""The ``llmpulse`` command line: ``demo`` and ``schema`` (more verbs arrive with later issues)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .config import ConfigError
+from .dsn import DSNError, parse_dsn
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _days(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of days, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (keep forever) or more days, got {value}")
+    return value
+
+
+def _add_store_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dsn", help="store DSN (default: $LLMPULSE_DSN, else the embedded store in ./.llmpulse)")
+    parser.add_argument("--database", help="database name (default: from the DSN, else 'llmpulse')")
+
+
+def _add_schema_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--traces-ttl-days", type=_days, default=30, help="otel_traces retention (default 30)")
+    parser.add_argument("--calls-ttl-days", type=_days, default=180, help="llm_calls retention (default 180)")
+    parser.add_argument(
+        "--content-ttl-days", type=_days, default=30, help="prompt/response text retention in llm_calls (default 30)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llmpulse", description="LLMOps observability on ClickHouse.")
+    verbs = parser.add_subparsers(dest="verb", metavar="COMMAND")
+    verbs.required = True
+
+    demo = verbs.add_parser("demo", help="run an instrumented sample app and print a summary from the store")
+    _add_store_args(demo)
+    demo.add_argument("--calls", type=_positive_int, default=40, help="number of calls to make (default 40)")
+    demo.add_argument("--seed", type=int, default=7, help="random seed of the simulated model (default 7)")
+    demo.add_argument("--base-url", help="a real OpenAI-compatible endpoint instead of the simulated model")
+    demo.add_argument("--model", help="model name to request (required with --base-url)")
+    demo.add_argument("--api-key", help="API key for --base-url (default: $OPENAI_API_KEY)")
+
+    schema = verbs.add_parser("schema", help="create or show the ClickHouse schema")
+    schema_verbs = schema.add_subparsers(dest="schema_verb", metavar="ACTION")
+    schema_verbs.required = True
+    apply_parser = schema_verbs.add_parser("apply", help="apply pending migrations (idempotent)")
+    _add_store_args(apply_parser)
+    _add_schema_args(apply_parser)
+    apply_parser.add_argument(
+        "--set-ttl", action="store_true", help="also change the TTLs of existing tables to the values given"
+    )
+    print_parser = schema_verbs.add_parser("print", help="print the DDL without connecting")
+    print_parser.add_argument("--database", default="llmpulse", help="database name (default llmpulse)")
+    print_parser.add_argument("--cluster", help="emit ON CLUSTER / Replicated / Distributed DDL for this cluster")
+    _add_schema_args(print_parser)
+    return parser
+
+
+def _schema_options(args: argparse.Namespace, database: str, cluster: str | None = None):
+    from .schema import SchemaOptions
+
+    return SchemaOptions(
+        database=database,
+        cluster=cluster,
+        traces_ttl_days=args.traces_ttl_days,
+        calls_ttl_days=args.calls_ttl_days,
+        content_ttl_days=args.content_ttl_days,
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    import os
+
+    if args.verb == "demo":
+        from .demo import run_demo
+
+        run_demo(
+            dsn=args.dsn,
+            calls=args.calls,
+            seed=args.seed,
+            base_url=args.base_url,
+            model=args.model,
+            api_key=args.api_key or os.environ.get("OPENAI_API_KEY"),
+        )
+        return 0
+    if args.schema_verb == "print":
+        from .schema import render_all
+
+        for statement in render_all(_schema_options(args, args.database, args.cluster)):
+            print(statement.strip() + ";\n")
+        return 0
+    from .schema import apply, set_ttl
+
+    target = parse_dsn(args.dsn or os.environ.get("LLMPULSE_DSN"), database=args.database)
+    options = _schema_options(args, target.database)
+    client = target.client()
+    try:
+        applied = apply(client, options)
+        for migration in applied:
+            print(f"applied migration {migration.version}: {migration.name}")
+        if not applied:
+            print(f"schema of {target.safe()} is up to date")
+        if args.set_ttl:
+            for statement in set_ttl(client, options):
+                print(statement)
+    finally:
+        client.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except (ConfigError, DSNError, ValueError) as exc:
+        print(f"llmpulse: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if type(exc).__module__.startswith(("clickhouse_connect", "chdb")):
+            print(f"llmpulse: error: the store did not answer: {type(exc).__name__}: {str(exc)[:500]}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,483 @@
+"""``@observe``: instrument sync, async, generator and async-generator functions.
+
+The wrappers are thin shells: stamp a :class:`SpanRecord`, run the user's code in its context,
+re-raise the user's exceptions unchanged, and hand the record to the pipeline. Everything that
+costs (reading the response, redaction, cost, serialization) happens later on the export thread.
+Before ``configure()`` every wrapper is one global lookup and a direct call.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from time import time_ns
+from typing import Any, TypeVar, overload
+
+from . import _state
+from ._log import logger
+from .spans import UNSAMPLED, SpanRecord, current_span, scoped_attributes
+
+F = TypeVar("F", bound=Callable[..., Any])
+_KINDS = ("auto", "llm", "chain", "tool")
+_MAX_CHUNKS = 100_000  # a runaway generator must not hold unbounded memory until export
+
+
+@dataclass(frozen=True)
+class ObserveOptions:
+    """What ``@observe(...)`` was given; fixed at decoration time."""
+
+    name: str
+    kind: str = "auto"
+    model: str | None = None
+    provider: str | None = None
+    operation: str | None = None
+    prompt_template: str | None = None
+    prompt_version: str | None = None
+    model_version: str | None = None
+    base_model: str | None = None
+    quantization: str | None = None
+    capture_content: bool | None = None
+    context_arg: str | None = None
+    attributes: Mapping[str, Any] | None = None
+    signature: inspect.Signature | None = None
+
+
+@overload
+def observe(func: F, /) -> F: ...
+
+
+@overload
+def observe(
+    func: None = None,
+    /,
+    *,
+    name: str | None = None,
+    kind: str = "auto",
+    model: str | None = None,
+    provider: str | None = None,
+    operation: str | None = None,
+    prompt_template: str | None = None,
+    prompt_version: str | None = None,
+    model_version: str | None = None,
+    base_model: str | None = None,
+    quantization: str | None = None,
+    capture_content: bool | None = None,
+    context_arg: str | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> Callable[[F], F]: ...
+
+
+def observe(func: Any = None, /, **options: Any) -> Any:
+    """Record each call of the decorated function as a span.
+
+    Use bare (``@observe``) or with options (``@observe(model="gpt-4o", prompt_version="v3")``).
+    ``kind="llm"`` marks an LLM call, ``"chain"``/``"tool"`` a step of a pipeline; ``"auto"`` (the
+    default) decides from what the function returns: an LLM response makes an LLM span.
+    ``context_arg`` names the argument that carries RAG context documents.
+    """
+    kind = options.get("kind", "auto")
+    if kind not in _KINDS:
+        raise ValueError(f"observe(kind=...) must be one of {', '.join(_KINDS)}, got {kind!r}")
+    unknown = set(options) - (set(ObserveOptions.__dataclass_fields__) - {"signature"})
+    if unknown:
+        raise TypeError(f"observe() got unknown option(s): {', '.join(sorted(unknown))}")
+
+    def decorate(fn: F) -> F:
+        if not callable(fn):
+            raise TypeError(f"@observe needs a function, got {type(fn).__name__}")
+        try:
+            signature: inspect.Signature | None = inspect.signature(fn)
+        except (TypeError, ValueError):
+            signature = None
+        opts = ObserveOptions(
+            **{**options, "name": options.get("name") or getattr(fn, "__qualname__", repr(fn))},
+            signature=signature,
+        )
+        if inspect.isasyncgenfunction(fn):
+            return _wrap_async_generator(fn, opts)  # type: ignore[return-value]
+        if inspect.iscoroutinefunction(fn):
+            return _wrap_coroutine(fn, opts)  # type: ignore[return-value]
+        if inspect.isgeneratorfunction(fn):
+            return _wrap_generator(fn, opts)  # type: ignore[return-value]
+        return _wrap_function(fn, opts)  # type: ignore[return-value]
+
+    return decorate(func) if func is not None else decorate
+
+
+# --- hot path ------------------------------------------------------------------------------------------
+
+
+def _start(opts: ObserveOptions, args: tuple, kwargs: dict) -> Any:
+    """A new record, UNSAMPLED (run in an unsampled context), or None (not configured: call through)."""
+    pipeline = _state.pipeline
+    if pipeline is None:
+        return None
+    try:
+        parent = current_span.get()
+        if parent is UNSAMPLED:
+            return None
+        if parent is None and pipeline.sample_rate < 1.0 and not pipeline.sample():
+            return UNSAMPLED
+        if pipeline.capture_content:
+            # Snapshot lists (chat histories) the app may append to right after the call.
+            if kwargs and list in map(type, kwargs.values()):
+                kwargs = {k: v[:] if type(v) is list else v for k, v in kwargs.items()}
+            if args and list in map(type, args):
+                args = tuple(a[:] if type(a) is list else a for a in args)
+        return SpanRecord(opts, args, kwargs, parent)
+    except Exception:
+        logger.warning("llmpulse: could not start a span; the call runs uninstrumented", exc_info=True)
+        return None
+
+
+def _end(record: SpanRecord) -> None:
+    try:
+        record.end_ns = time_ns()
+        pipeline = _state.pipeline
+        if pipeline is not None:
+            pipeline.emit(record)
+    except Exception:
+        logger.warning("llmpulse: could not end a span", exc_info=True)
+
+
+def _fail(record: Any, exc: BaseException) -> None:
+    if record is UNSAMPLED:
+        return
+    record.error = exc
+    _end(record)
+
+
+def _finish(record: Any, result: Any) -> Any:
+    """End the span, or, when the call returned a stream, wrap it so the span ends with the stream."""
+    if record is UNSAMPLED:
+        return result
+    try:
+        stream_kind = _stream_kind(type(result))
+        if stream_kind == "sync":
+            return ObservedIterator(result, record)
+        if stream_kind == "async":
+            return ObservedAsyncIterator(result, record)
+        record.result = result
+    except Exception:
+        logger.warning("llmpulse: could not read a result", exc_info=True)
+    _end(record)
+    return result
+
+
+_STREAM_TYPES: dict[type, str | None] = {}
+_STREAM_CLASS_NAMES = {"Stream", "AsyncStream", "MessageStream", "AsyncMessageStream"}
+
+
+def _stream_kind(cls: type) -> str | None:
+    """'sync' / 'async' for generators and provider SDK streams, else None; cached per type."""
+    try:
+        return _STREAM_TYPES[cls]
+    except KeyError:
+        pass
+    kind = None
+    if inspect.isclass(cls):
+        if hasattr(cls, "__anext__") and hasattr(cls, "asend"):
+            kind = "async"
+        elif hasattr(cls, "__next__") and hasattr(cls, "send") and hasattr(cls, "throw"):
+            kind = "sync"
+        else:
+            for base in cls.__mro__:
+                module = getattr(base, "__module__", "") or ""
+                if base.__name__ in _STREAM_CLASS_NAMES and module.split(".")[0] in ("openai", "anthropic"):
+                    kind = "async" if hasattr(cls, "__aiter__") else "sync"
+                    break
+    _STREAM_TYPES[cls] = kind
+    return kind
+
+
+def _wrap_function(fn: Callable[..., Any], opts: ObserveOptions) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        record = _start(opts, args, kwargs)
+        if record is None:
+            return fn(*args, **kwargs)
+        token = current_span.set(record)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            current_span.reset(token)
+            _fail(record, exc)
+            raise
+        current_span.reset(token)
+        return _finish(record, result)
+
+    return wrapper
+
+
+def _wrap_coroutine(fn: Callable[..., Any], opts: ObserveOptions) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        record = _start(opts, args, kwargs)
+        if record is None:
+            return await fn(*args, **kwargs)
+        token = current_span.set(record)
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:  # includes asyncio.CancelledError: recorded, then re-raised
+            current_span.reset(token)
+            _fail(record, exc)
+            raise
+        current_span.reset(token)
+        return _finish(record, result)
+
+    return wrapper
+
+
+def _wrap_generator(fn: Callable[..., Any], opts: ObserveOptions) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        record = _start(opts, args, kwargs)
+        if record is None:
+            return fn(*args, **kwargs)
+        return ObservedIterator(fn(*args, **kwargs), record)
+
+    return wrapper
+
+
+def _wrap_async_generator(fn: Callable[..., Any], opts: ObserveOptions) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        record = _start(opts, args, kwargs)
+        if record is None:
+            return fn(*args, **kwargs)
+        return ObservedAsyncIterator(fn(*args, **kwargs), record)
+
+    return wrapper
+
+
+class _ObservedBase:
+    """Shared state of the stream proxies: the span ends exactly once, however the stream ends."""
+
+    __slots__ = ("__weakref__", "_done", "_it", "_record")
+
+    def __init__(self, iterator: Any, record: Any) -> None:
+        self._it = iterator
+        self._record = record
+        self._done = False
+        if record is not UNSAMPLED:
+            record.chunks = []
+
+    def _chunk(self, item: Any) -> None:
+        record = self._record
+        if record is UNSAMPLED:
+            return
+        if not record.first_chunk_ns:
+            record.first_chunk_ns = time_ns()
+        chunks = record.chunks
+        if len(chunks) < _MAX_CHUNKS:
+            chunks.append(item)
+
+    def _close(self, state: str, error: BaseException | None = None) -> None:
+        if self._done:
+            return
+        self._done = True
+        record = self._record
+        if record is UNSAMPLED:
+            return
+        record.stream_state = state
+        if error is not None:
+            record.error = error
+        _end(record)
+
+    def __getattr__(self, name: str) -> Any:
+        # Provider stream objects carry more than iteration (``.response``, ``.get_final_message()``).
+        return getattr(self._it, name)
+
+    def __repr__(self) -> str:
+        return f"<observed {self._it!r}>"
+
+
+class ObservedIterator(_ObservedBase):
+    """Wraps a generator or a provider stream; records time to first chunk and ends the span."""
+
+    __slots__ = ()
+
+    def __iter__(self) -> ObservedIterator:
+        return self
+
+    def __next__(self) -> Any:
+        return self._step(next, self._it)
+
+    def send(self, value: Any) -> Any:
+        return self._step(self._it.send, value)
+
+    def throw(self, *exc_info: Any) -> Any:
+        return self._step(self._it.throw, *exc_info)
+
+    def _step(self, method: Any, *args: Any) -> Any:
+        token = current_span.set(self._record)
+        try:
+            item = method(*args)
+        except StopIteration:
+            current_span.reset(token)
+            self._close("completed")
+            raise
+        except BaseException as exc:
+            current_span.reset(token)
+            self._close("failed", exc)
+            raise
+        current_span.reset(token)
+        self._chunk(item)
+        return item
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._it, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._close("abandoned")
+
+    def __enter__(self) -> ObservedIterator:
+        enter = getattr(self._it, "__enter__", None)
+        if enter is not None:
+            enter()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        try:
+            exit_ = getattr(self._it, "__exit__", None)
+            return exit_(*exc_info) if exit_ is not None else None
+        finally:
+            self._close("abandoned")
+
+    def __del__(self) -> None:
+        if not self._done:
+            try:
+                self._close("abandoned")
+            except Exception:  # never raise from a finalizer
+                pass
+
+
+class ObservedAsyncIterator(_ObservedBase):
+    """Async twin of :class:`ObservedIterator`; steps run in the caller's own task (no new Task)."""
+
+    __slots__ = ()
+
+    def __aiter__(self) -> ObservedAsyncIterator:
+        return self
+
+    async def __anext__(self) -> Any:
+        return await self._step(self._it.__anext__)
+
+    async def asend(self, value: Any) -> Any:
+        return await self._step(self._it.asend, value)
+
+    async def athrow(self, *exc_info: Any) -> Any:
+        return await self._step(self._it.athrow, *exc_info)
+
+    async def _step(self, method: Any, *args: Any) -> Any:
+        token = current_span.set(self._record)
+        try:
+            item = await method(*args)
+        except StopAsyncIteration:
+            current_span.reset(token)
+            self._close("completed")
+            raise
+        except BaseException as exc:
+            current_span.reset(token)
+            self._close("failed", exc)
+            raise
+        current_span.reset(token)
+        self._chunk(item)
+        return item
+
+    async def aclose(self) -> None:
+        try:
+            close = getattr(self._it, "aclose", None) or getattr(self._it, "close", None)
+            if close is not None:
+                result = close()
+                if inspect.isawaitable(result):
+                    await result
+        finally:
+            self._close("abandoned")
+
+    async def close(self) -> None:
+        await self.aclose()
+
+    async def __aenter__(self) -> ObservedAsyncIterator:
+        enter = getattr(self._it, "__aenter__", None)
+        if enter is not None:
+            await enter()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        try:
+            exit_ = getattr(self._it, "__aexit__", None)
+            return await exit_(*exc_info) if exit_ is not None else None
+        finally:
+            self._close("abandoned")
+
+    def __del__(self) -> None:
+        if not self._done:
+            try:
+                self._close("abandoned")
+            except Exception:
+                pass
+
+
+# --- enrichment from inside a call -----------------------------------------------------------------
+
+_UPDATABLE = {
+    "user_id",
+    "session_id",
+    "conversation_id",
+    "rag_context",
+    "prompt_template",
+    "prompt_version",
+    "model",
+    "provider",
+    "model_version",
+    "base_model",
+    "quantization",
+    "attributes",
+}
+
+
+def _check_fields(fields: Mapping[str, Any]) -> None:
+    unknown = set(fields) - _UPDATABLE
+    if unknown:
+        raise TypeError(f"unknown field(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_UPDATABLE))}")
+
+
+def update_current_span(**fields: Any) -> bool:
+    """Add user/session ids, RAG context, prompt or model metadata to the span of the running call.
+
+    Returns False when no span is active (not configured, unsampled, or outside ``@observe``).
+    """
+    _check_fields(fields)
+    record = current_span.get()
+    if not isinstance(record, SpanRecord):
+        return False
+    if record.extra is None:
+        record.extra = {}
+    record.extra.update(fields)
+    return True
+
+
+@contextmanager
+def attributes(**fields: Any) -> Any:
+    """Apply user/session ids and other fields to every span started inside the block."""
+    _check_fields(fields)
+    merged = {**(scoped_attributes.get() or {}), **fields}
+    token = scoped_attributes.set(merged)
+    try:
+        yield merged
+    finally:
+        scoped_attributes.reset(token)
+
+
+def current_ids() -> tuple[str, str] | None:
+    """(trace_id, span_id) in hex of the running observed call, for ``feedback()`` later."""
+    record = current_span.get()
+    if not isinstance(record, SpanRecord):
+        return None
+    return f"{record.trace_id:032x}", f"{record.span_id:016x}"

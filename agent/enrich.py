@@ -1,0 +1,361 @@
+"""Turn a finished :class:`SpanRecord` into a :class:`FinishedSpan` with GenAI attributes.
+
+Runs on the export thread: reads the request arguments and the returned value (or stream chunks),
+applies content capture and redaction, prices the call, and names the span per the GenAI
+conventions. Pure computation: no I/O, so it is unit-testable without a store.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import semconv as sc
+from .prices import PriceTable
+from .providers import ParsedRequest, ParsedResponse, parse_request, parse_response, parse_stream
+from .redaction import Redaction
+from .spans import SpanRecord
+
+MAX_CONTENT_CHARS = 100_000
+_LLM_OPERATIONS = ("chat", "text_completion", "generate_content", "embeddings")
+
+
+@dataclass(slots=True)
+class FinishedSpan:
+    """A span ready for any exporter: typed attributes, hex-able ids, times in ns."""
+
+    trace_id: int
+    span_id: int
+    parent_id: int
+    name: str
+    kind: str  # Client | Internal (collector spelling)
+    start_ns: int
+    end_ns: int
+    attributes: dict[str, Any]
+    status_code: str = "Unset"  # Unset | Ok | Error
+    status_message: str = ""
+    events: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
+    is_llm: bool = False
+
+
+@dataclass
+class EnrichContext:
+    """Settings and counters the enrichment needs; owned by the pipeline."""
+
+    capture_content: bool = True
+    redaction: Redaction = field(default_factory=Redaction)
+    prices: PriceTable = field(default_factory=PriceTable.vendored)
+    unknown_model_cost: int = 0
+    unknown_models: set[str] = field(default_factory=set)
+
+
+def _guess_provider(model: str | None) -> str | None:
+    if not model:
+        return None
+    lowered = model.lower().rpartition("/")[2]
+    if lowered.startswith(("gpt-", "o1", "o3", "o4", "text-embedding", "davinci", "babbage", "chatgpt")):
+        return "openai"
+    if lowered.startswith("claude"):
+        return "anthropic"
+    return None
+
+
+def _bind(record: SpanRecord) -> dict[str, Any]:
+    """All call arguments by name (positional ones included), for request parsing and capture."""
+    signature = record.options.signature
+    if signature is not None and record.args:
+        try:
+            bound = signature.bind_partial(*record.args, **record.kwargs)
+            arguments = dict(bound.arguments)
+            for name, param in signature.parameters.items():
+                if param.kind is param.VAR_KEYWORD and name in arguments:
+                    arguments.update(arguments.pop(name))
+            return arguments
+        except TypeError:
+            pass
+    return dict(record.kwargs)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _context_text(value: Any) -> str | None:
+    """RAG context as text: a string, or documents (strings, dicts with content/text, LangChain docs)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        value = [value]
+    if isinstance(value, (list, tuple)):
+        parts = []
+        for doc in value:
+            if isinstance(doc, str):
+                parts.append(doc)
+            elif isinstance(doc, Mapping):
+                parts.append(str(doc.get("content") or doc.get("text") or doc.get("page_content") or _text(doc)))
+            else:
+                parts.append(str(getattr(doc, "page_content", None) or getattr(doc, "text", None) or doc))
+        return "\n\n".join(parts)
+    return str(value)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_CONTENT_CHARS else text[:MAX_CONTENT_CHARS] + "…[truncated]"
+
+
+def _redact_json(value: Any, redaction: Redaction) -> str:
+    """Redact every string inside a JSON-shaped value, then serialize it."""
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, str):
+            return redaction(node)
+        if isinstance(node, Mapping):
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, (list, tuple)):
+            return [walk(v) for v in node]
+        return node
+
+    return _clip(json.dumps(walk(value), ensure_ascii=False, default=str))
+
+
+def _fields(record: SpanRecord) -> dict[str, Any]:
+    """Decorator options, overridden by ``attributes(...)`` scope, overridden by ``update_current_span``."""
+    opts = record.options
+    merged: dict[str, Any] = {
+        k: v
+        for k, v in (
+            ("model", opts.model),
+            ("provider", opts.provider),
+            ("prompt_template", opts.prompt_template),
+            ("prompt_version", opts.prompt_version),
+            ("model_version", opts.model_version),
+            ("base_model", opts.base_model),
+            ("quantization", opts.quantization),
+        )
+        if v is not None
+    }
+    extra_attributes: dict[str, Any] = dict(opts.attributes or {})
+    for layer in (record.scoped, record.extra):
+        if layer:
+            for key, value in layer.items():
+                if key == "attributes":
+                    extra_attributes.update(value or {})
+                elif value is not None:
+                    merged[key] = value
+    merged["attributes"] = extra_attributes
+    return merged
+
+
+def _is_llm(kind: str, fields: Mapping[str, Any], req: ParsedRequest | None, resp: ParsedResponse | None) -> bool:
+    if kind == "llm":
+        return True
+    if kind != "auto":
+        return False
+    if fields.get("model") or (req is not None and req.model and (req.input_messages or req.operation)):
+        return True
+    return resp is not None and bool(
+        resp.response_model or resp.response_id or resp.input_tokens is not None or resp.output_tokens is not None
+    )
+
+
+def _exception_event(exc: BaseException, at_ns: int) -> tuple[int, str, dict[str, Any]]:
+    return (
+        at_ns,
+        "exception",
+        {
+            "exception.type": type(exc).__qualname__,
+            "exception.message": str(exc)[:4096],
+            "exception.stacktrace": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-16384:],
+        },
+    )
+
+
+def enrich(record: SpanRecord, ctx: EnrichContext) -> FinishedSpan:
+    """Build the finished span. Raises only on bugs; the pipeline counts and drops such a record."""
+    opts = record.options
+    fields = _fields(record)
+    arguments = _bind(record)
+    capture = ctx.capture_content if opts.capture_content is None else opts.capture_content
+    wants_llm = opts.kind in ("llm", "auto")
+    req = parse_request(arguments) if wants_llm else None
+    resp: ParsedResponse | None = None
+    if wants_llm and (record.error is None or record.chunks):
+        resp = parse_stream(record.chunks) if record.chunks is not None else parse_response(record.result)
+    is_llm = _is_llm(opts.kind, fields, req, resp)
+    attrs: dict[str, Any] = {}
+    events: list[tuple[int, str, dict[str, Any]]] = []
+
+    if is_llm:
+        name, kind = _llm_attributes(attrs, record, fields, req or ParsedRequest(), resp, ctx)
+    elif opts.kind == "tool":
+        attrs[sc.GEN_AI_OPERATION_NAME] = "execute_tool"
+        attrs[sc.GEN_AI_TOOL_NAME] = opts.name
+        name, kind = f"execute_tool {opts.name}", "Internal"
+    else:
+        name, kind = opts.name, "Internal"
+    attrs[sc.SPAN_TYPE] = "llm" if is_llm else ("tool" if opts.kind == "tool" else "chain")
+    for key, attr in (("user_id", sc.USER_ID), ("session_id", sc.SESSION_ID)):
+        if fields.get(key) is not None:
+            attrs[attr] = str(fields[key])
+    if fields.get("conversation_id") is not None:
+        attrs[sc.GEN_AI_CONVERSATION_ID] = str(fields["conversation_id"])
+    for key, attr in (
+        ("prompt_template", sc.PROMPT_TEMPLATE),
+        ("prompt_version", sc.PROMPT_VERSION),
+        ("model_version", sc.MODEL_VERSION),
+        ("base_model", sc.MODEL_BASE),
+        ("quantization", sc.MODEL_QUANTIZATION),
+    ):
+        if fields.get(key) is not None:
+            attrs[attr] = str(fields[key])
+    if record.stream_state is not None:
+        attrs["llmpulse.stream.state"] = record.stream_state
+
+    if capture:
+        _capture(attrs, record, arguments, fields, req, resp, is_llm, ctx.redaction)
+
+    for key, value in fields["attributes"].items():
+        attrs[str(key)] = value
+
+    status_code, status_message = "Unset", ""
+    if record.error is not None:
+        exc = record.error
+        attrs[sc.ERROR_TYPE] = type(exc).__qualname__
+        status_code, status_message = "Error", (str(exc) or type(exc).__qualname__)[:4096]
+        events.append(_exception_event(exc, record.end_ns))
+    return FinishedSpan(
+        trace_id=record.trace_id,
+        span_id=record.span_id,
+        parent_id=record.parent_id,
+        name=name,
+        kind=kind,
+        start_ns=record.start_ns,
+        end_ns=record.end_ns,
+        attributes={k: v for k, v in attrs.items() if v is not None},
+        status_code=status_code,
+        status_message=status_message,
+        events=events,
+        is_llm=is_llm,
+    )
+
+
+def _llm_attributes(
+    attrs: dict[str, Any],
+    record: SpanRecord,
+    fields: Mapping[str, Any],
+    req: ParsedRequest,
+    resp: ParsedResponse | None,
+    ctx: EnrichContext,
+) -> tuple[str, str]:
+    opts = record.options
+    resp = resp or ParsedResponse()
+    model = fields.get("model") or req.model
+    operation = opts.operation or req.operation or resp.operation or "chat"
+    provider = fields.get("provider") or resp.provider or req.provider or _guess_provider(model or resp.response_model)
+    attrs[sc.GEN_AI_OPERATION_NAME] = operation
+    attrs[sc.GEN_AI_PROVIDER_NAME] = provider
+    attrs[sc.GEN_AI_REQUEST_MODEL] = model
+    for attr, value in (
+        (sc.GEN_AI_REQUEST_TEMPERATURE, req.temperature),
+        (sc.GEN_AI_REQUEST_MAX_TOKENS, req.max_tokens),
+        (sc.GEN_AI_REQUEST_TOP_P, req.top_p),
+        (sc.GEN_AI_REQUEST_TOP_K, req.top_k),
+        (sc.GEN_AI_REQUEST_FREQUENCY_PENALTY, req.frequency_penalty),
+        (sc.GEN_AI_REQUEST_PRESENCE_PENALTY, req.presence_penalty),
+        (sc.GEN_AI_REQUEST_STOP_SEQUENCES, req.stop_sequences),
+        (sc.GEN_AI_REQUEST_SEED, req.seed),
+        (sc.GEN_AI_OUTPUT_TYPE, req.output_type),
+        (sc.GEN_AI_RESPONSE_MODEL, resp.response_model),
+        (sc.GEN_AI_RESPONSE_ID, resp.response_id),
+        (sc.GEN_AI_RESPONSE_FINISH_REASONS, resp.finish_reasons or None),
+        (sc.GEN_AI_USAGE_INPUT_TOKENS, resp.input_tokens),
+        (sc.GEN_AI_USAGE_OUTPUT_TOKENS, resp.output_tokens),
+        (sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, resp.cache_read_input_tokens),
+        (sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, resp.cache_creation_input_tokens),
+        (sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, resp.reasoning_output_tokens),
+    ):
+        if value is not None:
+            attrs[attr] = value
+    if req.choice_count is not None and req.choice_count != 1:
+        attrs[sc.GEN_AI_REQUEST_CHOICE_COUNT] = req.choice_count
+    if req.extra_params:
+        attrs[sc.REQUEST_PARAMS] = json.dumps(req.extra_params, sort_keys=True, default=str)
+    if record.chunks is not None:
+        attrs[sc.GEN_AI_REQUEST_STREAM] = True
+        if record.first_chunk_ns:
+            attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (record.first_chunk_ns - record.start_ns) / 1e9
+    elif req.stream:
+        attrs[sc.GEN_AI_REQUEST_STREAM] = True
+    priced_model = resp.response_model or model
+    if resp.input_tokens is not None or resp.output_tokens is not None:
+        cost = ctx.prices.cost(
+            priced_model,
+            resp.input_tokens or 0,
+            resp.output_tokens or 0,
+            resp.cache_read_input_tokens,
+            resp.cache_creation_input_tokens,
+        )
+        if cost is None:
+            ctx.unknown_model_cost += 1
+            ctx.unknown_models.add(str(priced_model))
+        else:
+            attrs[sc.COST_USD] = round(cost, 10)
+    name = f"{operation} {model}" if model else operation
+    return name, "Client"
+
+
+def _capture(
+    attrs: dict[str, Any],
+    record: SpanRecord,
+    arguments: Mapping[str, Any],
+    fields: Mapping[str, Any],
+    req: ParsedRequest | None,
+    resp: ParsedResponse | None,
+    is_llm: bool,
+    redaction: Redaction,
+) -> None:
+    opts = record.options
+    context = fields.get("rag_context")
+    if context is None and opts.context_arg:
+        context = arguments.get(opts.context_arg)
+    context_text = _context_text(context)
+    if context_text:
+        attrs[sc.RAG_CONTEXT] = _clip(redaction(context_text))
+    if is_llm and req is not None:
+        messages = req.input_messages
+        if messages is None:
+            prompt = next((v for k, v in arguments.items() if isinstance(v, str) and k != opts.context_arg), None)
+            if prompt is not None:
+                messages = [{"role": "user", "parts": [{"type": "text", "content": prompt}]}]
+        if messages:
+            attrs[sc.GEN_AI_INPUT_MESSAGES] = _redact_json(messages, redaction)
+        if req.system_instructions:
+            attrs[sc.GEN_AI_SYSTEM_INSTRUCTIONS] = _redact_json(req.system_instructions, redaction)
+        if resp is not None:
+            if resp.output_messages:
+                attrs[sc.GEN_AI_OUTPUT_MESSAGES] = _redact_json(resp.output_messages, redaction)
+            if resp.output_text:
+                attrs[sc.OUTPUT_TEXT] = _clip(redaction(resp.output_text))
+            if resp.token_logprobs:
+                attrs[sc.TOKEN_LOGPROBS] = json.dumps([round(x, 4) for x in resp.token_logprobs[:4096]])
+        return
+    if arguments:
+        shown = {k: v for k, v in arguments.items() if k != opts.context_arg}
+        if shown:
+            attrs["llmpulse.input"] = _clip(redaction(_text(shown)))
+    if record.error is None:
+        output = record.result
+        if record.chunks is not None:
+            output = "".join(c for c in record.chunks if isinstance(c, str)) or record.chunks
+        if output is not None:
+            attrs["llmpulse.output"] = _clip(redaction(_text(output)))

@@ -1,0 +1,411 @@
+"""The export pipeline: a bounded queue filled by the hot path, drained by one background thread.
+
+``emit`` (the app's thread) only appends to a bounded deque and maybe wakes the worker. The worker
+enriches records, batches them by size and time, and hands each batch to the sinks: ClickHouse
+(retry with backoff, then the on-disk spool, replayed in order when the store is back) and,
+when configured, OTLP spans and GenAI metrics. Nothing is dropped without being counted.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import random
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._log import logger
+from .clickhouse import ClickHouseWriter, FeedbackRecord, feedback_to_batch, spans_to_batch
+from .config import Config
+from .enrich import EnrichContext, FinishedSpan, enrich
+from .prices import PriceTable
+from .redaction import Redaction
+from .schema import SchemaOptions
+from .spans import SpanRecord, reseed_after_fork
+from .spool import Batch, Spool
+
+_RETRY_DELAYS_S = (0.05, 0.25, 1.0)  # then the batch goes to the spool
+_REPLAY_BACKOFF_MAX_S = 30.0
+
+
+@dataclass
+class Stats:
+    """Counters of the pipeline; every record ends up in exactly one of exported / spooled-pending / dropped."""
+
+    enqueued: int = 0
+    exported: int = 0
+    spooled: int = 0
+    replayed: int = 0
+    dropped: int = 0
+    dropped_by_reason: dict[str, int] = field(default_factory=dict)
+    queue_depth: int = 0
+    spool_files: int = 0
+    spool_records: int = 0
+    unknown_model_cost: int = 0
+    otlp_exported: int = 0
+    otlp_failed: int = 0
+    insert_seconds_total: float = 0.0
+    inserts: int = 0
+
+
+class Pipeline:
+    """Owns the queue, the worker thread and the sinks of one ``configure()``."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        span_exporters: Sequence[Callable[[Sequence[FinishedSpan]], Any]] = (),
+        version: str = "0.1.0",
+    ) -> None:
+        self.config = config
+        self.sample_rate = config.sample_rate
+        self.capture_content = config.capture_content
+        self._span_exporters = list(span_exporters)
+        self._version = version
+        self._resource = {
+            "service.name": config.service_name,
+            "telemetry.sdk.name": "llmpulse",
+            "telemetry.sdk.language": "python",
+            "telemetry.sdk.version": version,
+            **config.resource_attributes,
+        }
+        prices = PriceTable.vendored().with_overrides(config.prices) if config.prices else PriceTable.vendored()
+        self._enrich_ctx = EnrichContext(
+            capture_content=config.capture_content, redaction=Redaction(config.redact_hooks), prices=prices
+        )
+        self._writer: ClickHouseWriter | None = None
+        self._spool: Spool | None = None
+        if config.store is not None:
+            self._writer = ClickHouseWriter(
+                config.store, SchemaOptions(database=config.store.database), apply_schema=config.apply_schema
+            )
+            self._spool = Spool(config.spool_dir, config.spool_max_bytes)
+        self._store_owner = True
+        self._otlp: Any = None
+        self._metrics: Any = None
+        self._init_runtime()
+        self._setup_otlp()
+        if hasattr(os, "register_at_fork"):
+            weak_reinit = weakref.WeakMethod(self._after_fork)
+
+            def _after_in_child() -> None:
+                reinit = weak_reinit()
+                if reinit is not None:
+                    reinit()
+
+            os.register_at_fork(after_in_child=_after_in_child)
+        atexit.register(self.shutdown)
+
+    # --- set-up ------------------------------------------------------------------------------------
+
+    def _init_runtime(self) -> None:
+        self._pid = os.getpid()
+        self._queue: deque[Any] = deque()
+        self._max_queue = self.config.max_queue_size
+        self._batch_size = self.config.batch_size
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._stopped = False
+        self._lock = threading.Lock()  # guards counters touched off the worker thread
+        self._flush_waiters: list[threading.Event] = []
+        self._popped = 0
+        self.stats = Stats()
+        self._next_replay = 0.0
+        self._replay_backoff = 1.0
+        self._rand = random.Random()
+        self._thread = threading.Thread(target=self._run, name="llmpulse-export", daemon=True)
+        self._thread.start()
+
+    def _setup_otlp(self) -> None:
+        if "otlp" not in self.config.export or not self.config.otlp_endpoint:
+            return
+        from opentelemetry.sdk.resources import Resource
+
+        from .otlp import GenAIMetrics, OtlpSpanSink
+
+        resource = Resource.create(self._resource)
+        self._otlp = OtlpSpanSink(self.config.otlp_endpoint, resource, self._version)
+        self._metrics = GenAIMetrics(self.config.otlp_endpoint, resource)
+
+    def _after_fork(self) -> None:
+        """In a forked child: fresh queue, locks and thread; the parent's queued records are the parent's.
+
+        An embedded (chDB) store can be open in one process only, so a child that did not open it
+        writes its batches to the spool, and the owning parent replays them into the store.
+        """
+        reseed_after_fork()
+        if self._writer is not None and self.config.store is not None and self.config.store.embedded:
+            self._store_owner = False
+        elif self._writer is not None:
+            self._writer._client = None  # never share a parent's sockets
+        self._init_runtime()
+        try:
+            self._setup_otlp()
+        except Exception:
+            logger.warning("llmpulse: OTLP export could not be set up after fork", exc_info=True)
+
+    def open_store(self) -> None:
+        """Connect and apply the schema now (configure() calls this for embedded stores)."""
+        if self._writer is not None:
+            self._writer.connect()
+
+    # --- hot path ----------------------------------------------------------------------------------
+
+    def sample(self) -> bool:
+        return self._rand.random() < self.sample_rate
+
+    def emit(self, item: SpanRecord | FeedbackRecord) -> None:
+        """Enqueue without blocking; when the queue is full the record is dropped and counted."""
+        if self._pid != os.getpid():
+            self._after_fork()
+        queue = self._queue
+        if len(queue) >= self._max_queue or self._stopped:
+            self._count_drop("queue_full" if not self._stopped else "after_shutdown", 1)
+            return
+        queue.append(item)
+        if len(queue) >= self._batch_size and not self._wake.is_set():
+            self._wake.set()
+
+    # --- worker ------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        interval = self.config.flush_interval
+        while True:
+            self._wake.wait(interval)
+            self._wake.clear()
+            stopping = self._stopping.is_set()
+            try:
+                self._drain(everything=bool(self._flush_waiters) or stopping or len(self._queue) >= self._batch_size)
+                self._maybe_replay(force=bool(self._flush_waiters) or stopping)
+            except Exception:
+                logger.error("llmpulse: export worker error", exc_info=True)
+            self._release_flush_waiters()
+            if stopping:
+                return
+
+    def _drain(self, *, everything: bool) -> None:
+        """Export the queue in batches; on a timer tick export what is there, at least one batch."""
+        first = True
+        while self._queue and (everything or first):
+            first = False
+            items = []
+            popleft = self._queue.popleft
+            for _ in range(min(self._batch_size, len(self._queue))):
+                items.append(popleft())
+            self._popped += len(items)
+            self._export(items)
+
+    def _export(self, items: list[Any]) -> None:
+        spans: list[FinishedSpan] = []
+        feedback: list[FeedbackRecord] = []
+        for item in items:
+            if isinstance(item, FeedbackRecord):
+                feedback.append(item)
+                continue
+            try:
+                spans.append(enrich(item, self._enrich_ctx))
+            except Exception:
+                logger.error("llmpulse: could not build a span from a record; it is dropped", exc_info=True)
+                self._count_drop("enrich_error", 1)
+        with self._lock:
+            self.stats.unknown_model_cost = self._enrich_ctx.unknown_model_cost
+        if spans:
+            self._to_side_sinks(spans)
+        if self._writer is None:
+            self._count_exported_elsewhere(spans, feedback)
+            return
+        service = self.config.service_name
+        if spans:
+            self._write(
+                spans_to_batch(spans, service_name=service, resource=self._resource, scope_version=self._version)
+            )
+        if feedback:
+            self._write(feedback_to_batch(feedback, service_name=service))
+
+    def _count_exported_elsewhere(self, spans: list[FinishedSpan], feedback: list[FeedbackRecord]) -> None:
+        """Without a ClickHouse sink, a record is done once the OTLP sink had it; feedback needs a store."""
+        with self._lock:
+            self.stats.exported += len(spans)
+        if feedback:
+            logger.error("llmpulse: feedback needs a ClickHouse store; %d records dropped", len(feedback))
+            self._count_drop("feedback_without_store", len(feedback))
+
+    def _to_side_sinks(self, spans: list[FinishedSpan]) -> None:
+        for exporter in self._span_exporters:
+            try:
+                exporter(spans)
+            except Exception:
+                logger.error("llmpulse: span exporter %r failed", exporter, exc_info=True)
+        if self._metrics is not None:
+            for span in spans:
+                try:
+                    self._metrics.record(span)
+                except Exception:
+                    logger.error("llmpulse: recording GenAI metrics failed", exc_info=True)
+        if self._otlp is not None:
+            try:
+                ok = self._otlp.export(spans)
+            except Exception:
+                logger.error("llmpulse: OTLP span export failed", exc_info=True)
+                ok = False
+            with self._lock:
+                if ok:
+                    self.stats.otlp_exported += len(spans)
+                else:
+                    self.stats.otlp_failed += len(spans)
+            if not ok and self._writer is None:
+                self._count_drop("otlp_export_failed", len(spans))
+
+    def _write(self, batch: Batch) -> None:
+        assert self._spool is not None
+        if not self._store_owner or self._spool.pending():
+            self._spool_batch(batch)  # keep order: older batches are waiting
+            self._maybe_replay()
+            return
+        if self._insert_with_retry(batch):
+            with self._lock:
+                self.stats.exported += batch.count
+        else:
+            self._spool_batch(batch)
+
+    def _insert_with_retry(self, batch: Batch) -> bool:
+        assert self._writer is not None
+        delays = () if self._stopping.is_set() else _RETRY_DELAYS_S
+        for attempt in range(len(delays) + 1):
+            try:
+                started = time.perf_counter()
+                self._writer.insert(batch)
+                with self._lock:
+                    self.stats.insert_seconds_total += time.perf_counter() - started
+                    self.stats.inserts += 1
+                return True
+            except Exception as exc:
+                logger.warning(
+                    "llmpulse: insert into %s failed (%s); will retry or spool", batch.table, type(exc).__name__
+                )
+                if attempt < len(delays) and self._stopping.wait(delays[attempt]):
+                    break
+        return False
+
+    def _spool_batch(self, batch: Batch) -> None:
+        assert self._spool is not None
+        try:
+            self._spool.put(batch)
+        except Exception:
+            logger.error("llmpulse: could not write to the spool at %s", self._spool.directory, exc_info=True)
+            self._count_drop("spool_write_failed", batch.count)
+            return
+        with self._lock:
+            self.stats.spooled += batch.count
+        self._sync_spool_drops()
+
+    def _sync_spool_drops(self) -> None:
+        assert self._spool is not None
+        dropped = self._spool.dropped_records
+        if dropped:
+            self._spool.dropped_records = 0
+            self._count_drop("spool_full", dropped)
+
+    def _maybe_replay(self, *, force: bool = False) -> None:
+        """Replay spooled batches oldest first; stop at the first failure and back off."""
+        if self._spool is None or self._writer is None or not self._store_owner:
+            return
+        now = time.monotonic()
+        if not force and now < self._next_replay:
+            return
+        files = self._spool.files()
+        if not files:
+            return
+        for path in files:
+            batch = self._spool.load(path)
+            if batch is None:
+                continue
+            try:
+                self._writer.insert(batch)
+            except Exception as exc:
+                logger.warning(
+                    "llmpulse: store still unavailable (%s); %d spooled batches wait", type(exc).__name__, len(files)
+                )
+                self._next_replay = time.monotonic() + self._replay_backoff
+                self._replay_backoff = min(self._replay_backoff * 2, _REPLAY_BACKOFF_MAX_S)
+                return
+            self._spool.remove(path)
+            with self._lock:
+                self.stats.exported += batch.count
+                self.stats.replayed += batch.count
+        self._replay_backoff = 1.0
+        self._next_replay = 0.0
+
+    def _release_flush_waiters(self) -> None:
+        if not self._flush_waiters or self._queue:
+            return
+        with self._lock:
+            waiters, self._flush_waiters = self._flush_waiters, []
+        for waiter in waiters:
+            waiter.set()
+
+    def _count_drop(self, reason: str, count: int) -> None:
+        with self._lock:
+            self.stats.dropped += count
+            self.stats.dropped_by_reason[reason] = self.stats.dropped_by_reason.get(reason, 0) + count
+
+    # --- control -----------------------------------------------------------------------------------
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Export everything queued now; True when it all reached the store (nothing left spooled)."""
+        if self._stopped or not self._thread.is_alive():
+            return not self._queue
+        waiter = threading.Event()
+        with self._lock:
+            self._flush_waiters.append(waiter)
+        self._wake.set()
+        done = waiter.wait(timeout)
+        if self._metrics is not None:
+            try:
+                self._metrics.flush(timeout)
+            except Exception:
+                logger.warning("llmpulse: metric flush failed", exc_info=True)
+        return done and not self._queue and (self._spool is None or not self._spool.pending())
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Stop accepting records, export (or spool) what is queued within the deadline, stop the thread."""
+        if self._stopped:
+            return True
+        timeout = self.config.shutdown_timeout if timeout is None else timeout
+        atexit.unregister(self.shutdown)
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join(timeout)
+        self._stopped = True
+        finished = not self._thread.is_alive()
+        if not finished:
+            logger.error(
+                "llmpulse: shutdown deadline of %.1fs passed with %d records queued", timeout, len(self._queue)
+            )
+        for closer in (self._otlp, self._metrics):
+            if closer is not None:
+                try:
+                    closer.shutdown()
+                except Exception:
+                    logger.warning("llmpulse: OTLP shutdown failed", exc_info=True)
+        if self._writer is not None and finished:
+            self._writer.close()
+        return finished
+
+    def snapshot(self) -> Stats:
+        """A copy of the counters, with queue and spool levels filled in."""
+        with self._lock:
+            stats = Stats(**{**self.stats.__dict__, "dropped_by_reason": dict(self.stats.dropped_by_reason)})
+        stats.queue_depth = len(self._queue)
+        stats.enqueued = self._popped + stats.queue_depth
+        if self._spool is not None:
+            files = self._spool.files()
+            stats.spool_files = len(files)
+            stats.spool_records = self._spool.pending_records()
+        return stats

@@ -1,0 +1,1 @@
+"""Batch analyzer jobs: read a window from ClickHouse, compute, write result rows."""
