@@ -105,11 +105,6 @@ def configure(
         apply_schema=apply_schema,
     )
     with _configure_lock:
-        previous = _state.pipeline
-        if previous is not None:
-            logger.info("llmpulse: configure() called again; flushing and replacing the previous pipeline")
-            _state.pipeline = None
-            previous.shutdown()
         pipeline = Pipeline(config, span_exporters=span_exporters, version=__version__)
         if config.store is not None and config.store.embedded:
             try:
@@ -117,7 +112,10 @@ def configure(
             except Exception as exc:
                 pipeline.shutdown(0)
                 raise ConfigError(_store_open_message(config, exc)) from exc
-        _state.pipeline = pipeline
+        previous, _state.pipeline = _state.pipeline, pipeline
+    if previous is not None:
+        logger.info("llmpulse: configure() called again; the previous pipeline was flushed and replaced")
+        previous.shutdown()
     return config
 
 

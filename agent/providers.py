@@ -70,20 +70,35 @@ class ParsedResponse:
 # --------------------------------------------------------------------------------------------------------------------
 
 _SCALARS = (str, bytes, bytearray, int, float, bool, list, tuple, set, frozenset)
+_ATTR, _MAPPING, _SCALAR = 0, 1, 2
+_ACCESS_BY_TYPE: dict[type, int] = {}  # per-type access strategy; ABC isinstance checks are slow per call
+
+
+def _access(cls: type) -> int:
+    kind = _ACCESS_BY_TYPE.get(cls)
+    if kind is None:
+        kind = _SCALAR if issubclass(cls, _SCALARS) else _MAPPING if issubclass(cls, Mapping) else _ATTR
+        if len(_ACCESS_BY_TYPE) < 4096:
+            _ACCESS_BY_TYPE[cls] = kind
+    return kind
 
 
 def _get(obj: Any, key: str) -> Any:
     """Return ``obj[key]`` for mappings, else ``obj.key``; ``None`` when absent or unreadable."""
-    if obj is None or isinstance(obj, _SCALARS):
+    if obj is None:
         return None
-    if isinstance(obj, dict):
+    cls = type(obj)
+    if cls is dict:
         return obj.get(key)
+    kind = _access(cls)
     try:
-        if isinstance(obj, Mapping):
+        if kind == _ATTR:
+            return getattr(obj, key, None)
+        if kind == _MAPPING:
             return obj.get(key)
-        return getattr(obj, key, None)
     except Exception:
         return None
+    return None
 
 
 def _str(value: Any) -> str | None:

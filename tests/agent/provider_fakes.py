@@ -126,7 +126,11 @@ class FixtureServer:
         if name.startswith("anthropic"):
             headers = {"request-id": f"req_011CTest{n:016d}", "anthropic-organization-id": "org-test"}
         else:
-            headers = {"x-request-id": f"req_test{n:024d}", "openai-processing-ms": "321", "openai-version": "2020-10-01"}
+            headers = {
+                "x-request-id": f"req_test{n:024d}",
+                "openai-processing-ms": "321",
+                "openai-version": "2020-10-01",
+            }
         headers.update(self.extra_headers)
         if name.endswith(".sse"):
             headers["content-type"] = "text/event-stream; charset=utf-8"

@@ -1,0 +1,99 @@
+"""The llmpulse command line, run as a user would (a subprocess per run: one chDB path per process)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PYTHON
+
+pytestmark = pytest.mark.slow
+
+
+def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [PYTHON, "-m", "llmpulse.agent.cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
+    )
+
+
+def test_demo_on_the_embedded_default(tmp_path: Path, python_env) -> None:
+    result = _cli(["demo", "--calls", "24"], python_env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "SIMULATED" in out
+    assert f"chdb://{tmp_path}/.llmpulse/store" in out
+    assert "gpt-4o-mini" in out and "claude-3-5-haiku" in out
+    assert "LLM calls read back from ClickHouse" in out and "Feedback rows:" in out
+    assert "0 dropped" in out
+    assert (tmp_path / ".llmpulse" / "store").is_dir()
+    # a second run on the same store adds to it and still works (schema migrations are idempotent)
+    again = _cli(["demo", "--calls", "4"], python_env, tmp_path)
+    assert again.returncode == 0, again.stderr
+
+
+def test_schema_apply_then_up_to_date(tmp_path: Path, python_env) -> None:
+    dsn = f"chdb://{tmp_path}/s"
+    first = _cli(["schema", "apply", "--dsn", dsn, "--database", "obs"], python_env, tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "applied migration 1" in first.stdout and "applied migration 2" in first.stdout
+    second = _cli(
+        ["schema", "apply", "--dsn", dsn, "--database", "obs", "--traces-ttl-days", "3", "--set-ttl"],
+        python_env,
+        tmp_path,
+    )
+    assert second.returncode == 0, second.stderr
+    assert "is up to date" in second.stdout and "toIntervalDay(3)" in second.stdout
+
+
+def test_schema_print_cluster(tmp_path: Path, python_env) -> None:
+    result = _cli(["schema", "print", "--cluster", "prod"], python_env, tmp_path)
+    assert result.returncode == 0
+    assert 'ON CLUSTER "prod"' in result.stdout and "Distributed('prod'" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["schema", "apply", "--dsn", "redis://u:topsecret@h/1"], "unsupported scheme 'redis'"),
+        (["schema", "apply", "--dsn", "chdb:///tmp/x", "--database", "no-dashes"], "database name 'no-dashes'"),
+        (["demo", "--calls", "0"], "argument --calls: must be at least 1"),
+        (["schema", "print", "--traces-ttl-days", "soon"], "must be a whole number of days"),
+        (["schema", "print", "--cluster", "a b"], "not a valid ClickHouse identifier"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_input_gets_a_clear_message(tmp_path: Path, python_env, args, message) -> None:
+    result = _cli(args, python_env, tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "topsecret" not in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_environment_is_reported_and_existing_store_untouched(tmp_path: Path, python_env) -> None:
+    ok = _cli(["demo", "--calls", "8"], python_env, tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    bad = _cli(["demo"], {**python_env, "LLMPULSE_SAMPLE_RATE": "2"}, tmp_path)
+    assert bad.returncode == 2 and "sample_rate (from $LLMPULSE_SAMPLE_RATE) must be between 0.0 and 1.0" in bad.stderr
+    count = subprocess.run(
+        [
+            PYTHON,
+            "-c",
+            "from llmpulse.agent.dsn import parse_dsn; c=parse_dsn(None).client();"
+            "print(c.query('SELECT count() FROM llmpulse.llm_calls').result_rows[0][0])",
+        ],
+        capture_output=True,
+        text=True,
+        env=python_env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert int(count.stdout.strip()) > 0, "the earlier run's data is still there"
+
+
+def test_unreachable_server_store_is_a_clear_error(tmp_path: Path, python_env) -> None:
+    result = _cli(["schema", "apply", "--dsn", "http://default:pw123@127.0.0.1:1/db"], python_env, tmp_path)
+    assert result.returncode == 1
+    assert "the store did not answer" in result.stderr and "pw123" not in result.stderr
