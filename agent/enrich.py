@@ -296,18 +296,22 @@ def _llm_attributes(
             attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (record.first_chunk_ns - record.start_ns) / 1e9
     elif req.stream:
         attrs[sc.GEN_AI_REQUEST_STREAM] = True
-    priced_model = resp.response_model or model
     if resp.input_tokens is not None or resp.output_tokens is not None:
-        cost = ctx.prices.cost(
-            priced_model,
-            resp.input_tokens or 0,
-            resp.output_tokens or 0,
-            resp.cache_read_input_tokens,
-            resp.cache_creation_input_tokens,
-        )
+        cost = None
+        # a dated response model ("gpt-4o-2024-08-06") is priced first; an unpriced one falls back to the request
+        for priced_model in dict.fromkeys(m for m in (resp.response_model, model) if m):
+            cost = ctx.prices.cost(
+                priced_model,
+                resp.input_tokens or 0,
+                resp.output_tokens or 0,
+                resp.cache_read_input_tokens,
+                resp.cache_creation_input_tokens,
+            )
+            if cost is not None:
+                break
         if cost is None:
             ctx.unknown_model_cost += 1
-            ctx.unknown_models.add(str(priced_model))
+            ctx.unknown_models.add(str(resp.response_model or model))
         else:
             attrs[sc.COST_USD] = round(cost, 10)
     name = f"{operation} {model}" if model else operation

@@ -215,10 +215,9 @@ class Pipeline:
                 self._count_drop("enrich_error", 1)
         with self._lock:
             self.stats.unknown_model_cost = self._enrich_ctx.unknown_model_cost
-        if spans:
-            self._to_side_sinks(spans)
+        otlp_ok = self._to_side_sinks(spans) if spans else True
         if self._writer is None:
-            self._count_exported_elsewhere(spans, feedback)
+            self._count_exported_elsewhere(spans if otlp_ok else [], feedback)
             return
         service = self.config.service_name
         if spans:
@@ -236,7 +235,8 @@ class Pipeline:
             logger.error("llmpulse: feedback needs a ClickHouse store; %d records dropped", len(feedback))
             self._count_drop("feedback_without_store", len(feedback))
 
-    def _to_side_sinks(self, spans: list[FinishedSpan]) -> None:
+    def _to_side_sinks(self, spans: list[FinishedSpan]) -> bool:
+        """Custom exporters, metrics and OTLP; returns False when the OTLP export failed."""
         for exporter in self._span_exporters:
             try:
                 exporter(spans)
@@ -261,6 +261,8 @@ class Pipeline:
                     self.stats.otlp_failed += len(spans)
             if not ok and self._writer is None:
                 self._count_drop("otlp_export_failed", len(spans))
+            return ok
+        return True
 
     def _write(self, batch: Batch) -> None:
         assert self._spool is not None

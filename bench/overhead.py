@@ -1,0 +1,141 @@
+"""Hot-path cost of @observe against a plain OpenTelemetry span with the same attributes.
+
+Three variants of one call returning an OpenAI-shaped chat completion, measured in one run:
+
+1. the plain function;
+2. the function inside a plain OpenTelemetry SDK span (BatchSpanProcessor, discarding exporter) carrying
+   the same GenAI attributes @observe records: request attributes at start, response attributes
+   (model, id, tokens, finish reasons) read from the result and set before the span ends;
+3. the function under ``@observe`` with the real pipeline writing to an embedded chDB store.
+
+Prints microseconds per call (median of several rounds) and the ratio of added overheads
+(observe - plain) / (otel - plain). Target: <= 1.0.
+
+    python bench/overhead.py [--calls 20000] [--rounds 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanKind
+
+from llmpulse import agent
+
+RESPONSE = {
+    "id": "chatcmpl-bench",
+    "object": "chat.completion",
+    "model": "gpt-4o-mini-2024-07-18",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Paris."}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15},
+}
+MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+def chat(model: str, messages: list, temperature: float = 0.2, max_tokens: int = 64) -> dict:
+    return RESPONSE
+
+
+class _Discard(SpanExporter):
+    def export(self, spans: Sequence) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+
+def otel_variant() -> tuple[Callable[[], dict], TracerProvider]:
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(_Discard()))
+    tracer = provider.get_tracer("bench")
+
+    def call() -> dict:
+        model, temperature, max_tokens = "gpt-4o-mini", 0.2, 64
+        with tracer.start_as_current_span(
+            f"chat {model}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": model,
+                "gen_ai.request.temperature": temperature,
+                "gen_ai.request.max_tokens": max_tokens,
+            },
+        ) as span:
+            result = chat(model, MESSAGES, temperature, max_tokens)
+            usage = result["usage"]
+            span.set_attributes(
+                {
+                    "gen_ai.response.model": result["model"],
+                    "gen_ai.response.id": result["id"],
+                    "gen_ai.response.finish_reasons": [c["finish_reason"] for c in result["choices"]],
+                    "gen_ai.usage.input_tokens": usage["prompt_tokens"],
+                    "gen_ai.usage.output_tokens": usage["completion_tokens"],
+                }
+            )
+            return result
+
+    return call, provider
+
+
+def time_per_call(fn: Callable[[], object], calls: int) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+
+    store = tempfile.mkdtemp(prefix="llmpulse-bench-")
+    agent.configure(f"chdb://{store}/store", spool_dir=f"{store}/spool", service_name="bench")
+    observed = agent.observe(chat)
+
+    def plain() -> dict:
+        return chat("gpt-4o-mini", MESSAGES, temperature=0.2, max_tokens=64)
+
+    def with_observe() -> dict:
+        return observed("gpt-4o-mini", MESSAGES, temperature=0.2, max_tokens=64)
+
+    with_otel, provider = otel_variant()
+    results: dict[str, list[float]] = {"plain": [], "otel": [], "observe": []}
+    for variant in results:  # warm-up
+        time_per_call({"plain": plain, "otel": with_otel, "observe": with_observe}[variant], 2_000)
+    agent.flush(120)
+    for _ in range(args.rounds):
+        results["plain"].append(time_per_call(plain, args.calls))
+        results["otel"].append(time_per_call(with_otel, args.calls))
+        results["observe"].append(time_per_call(with_observe, args.calls))
+        agent.flush(120)  # keep rounds independent: the store has everything before the next round
+        provider.force_flush()
+    median = {k: statistics.median(v) for k, v in results.items()}
+    stats = agent.stats()
+    agent.shutdown(60)
+    provider.shutdown()
+
+    otel_added = median["otel"] - median["plain"]
+    observe_added = median["observe"] - median["plain"]
+    print(f"calls per round: {args.calls}, rounds: {args.rounds} (median shown)")
+    print(f"{'variant':<42}{'us/call':>10}{'added us':>10}")
+    print(f"{'plain function':<42}{median['plain']:>10.2f}{0:>10.2f}")
+    print(f"{'plain OpenTelemetry span, same attributes':<42}{median['otel']:>10.2f}{otel_added:>10.2f}")
+    print(f"{'@observe (pipeline to chDB)':<42}{median['observe']:>10.2f}{observe_added:>10.2f}")
+    print(f"ratio observe/plain-OTel added overhead: {observe_added / otel_added:.2f}  (target <= 1.0)")
+    print(
+        f"pipeline: enqueued {stats.enqueued}, exported {stats.exported}, spooled {stats.spooled}, "
+        f"dropped {stats.dropped} {stats.dropped_by_reason or ''}"
+    )
+
+
+if __name__ == "__main__":
+    main()
