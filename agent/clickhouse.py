@@ -109,7 +109,7 @@ def attribute_string(value: Any) -> str:
 
 
 def _stringify(attributes: Mapping[str, Any]) -> dict[str, str]:
-    return {key: attribute_string(value) for key, value in attributes.items()}
+    return {key: value if type(value) is str else attribute_string(value) for key, value in attributes.items()}
 
 
 def new_token() -> str:

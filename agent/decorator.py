@@ -43,6 +43,7 @@ class ObserveOptions:
     context_arg: str | None = None
     attributes: Mapping[str, Any] | None = None
     signature: inspect.Signature | None = None
+    positional: tuple[str, ...] | None = None  # parameter names for binding positional args cheaply
 
 
 @overload
@@ -81,7 +82,7 @@ def observe(func: Any = None, /, **options: Any) -> Any:
     kind = options.get("kind", "auto")
     if kind not in _KINDS:
         raise ValueError(f"observe(kind=...) must be one of {', '.join(_KINDS)}, got {kind!r}")
-    unknown = set(options) - (set(ObserveOptions.__dataclass_fields__) - {"signature"})
+    unknown = set(options) - (set(ObserveOptions.__dataclass_fields__) - {"signature", "positional"})
     if unknown:
         raise TypeError(f"observe() got unknown option(s): {', '.join(sorted(unknown))}")
 
@@ -95,6 +96,7 @@ def observe(func: Any = None, /, **options: Any) -> Any:
         opts = ObserveOptions(
             **{**options, "name": options.get("name") or getattr(fn, "__qualname__", repr(fn))},
             signature=signature,
+            positional=_positional_names(signature),
         )
         if inspect.isasyncgenfunction(fn):
             return _wrap_async_generator(fn, opts)  # type: ignore[return-value]
@@ -105,6 +107,19 @@ def observe(func: Any = None, /, **options: Any) -> Any:
         return _wrap_function(fn, opts)  # type: ignore[return-value]
 
     return decorate(func) if func is not None else decorate
+
+
+def _positional_names(signature: inspect.Signature | None) -> tuple[str, ...] | None:
+    """Names that positional arguments bind to, when binding is a plain zip (no ``*args``)."""
+    if signature is None:
+        return None
+    names = []
+    for param in signature.parameters.values():
+        if param.kind is param.VAR_POSITIONAL:
+            return None
+        if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
+            names.append(param.name)
+    return tuple(names)
 
 
 # --- hot path ------------------------------------------------------------------------------------------

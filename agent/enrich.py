@@ -65,8 +65,15 @@ def _guess_provider(model: str | None) -> str | None:
 
 def _bind(record: SpanRecord) -> dict[str, Any]:
     """All call arguments by name (positional ones included), for request parsing and capture."""
-    signature = record.options.signature
-    if signature is not None and record.args:
+    opts = record.options
+    if not record.args:
+        return dict(record.kwargs)
+    if opts.positional is not None and len(record.args) <= len(opts.positional):
+        arguments = dict(zip(opts.positional, record.args))
+        arguments.update(record.kwargs)
+        return arguments
+    signature = opts.signature
+    if signature is not None:
         try:
             bound = signature.bind_partial(*record.args, **record.kwargs)
             arguments = dict(bound.arguments)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import queue
 import random
 import threading
 import time
@@ -31,6 +32,7 @@ from .spool import Batch, Spool
 
 _RETRY_DELAYS_S = (0.05, 0.25, 1.0)  # then the batch goes to the spool
 _REPLAY_BACKOFF_MAX_S = 30.0
+_REPLAY: Any = object()  # a message to the writer thread: try the spool now
 
 
 @dataclass
@@ -119,7 +121,12 @@ class Pipeline:
         self._next_replay = 0.0
         self._replay_backoff = 1.0
         self._rand = random.Random()
+        # Enrichment (Python) and inserts (mostly in the engine or on the network) overlap: the export
+        # thread builds batches, the writer thread stores them; at most two batches wait in between.
+        self._batches: queue.Queue[Batch | None] = queue.Queue(maxsize=2)
+        self._writer_thread = threading.Thread(target=self._run_writer, name="llmpulse-writer", daemon=True)
         self._thread = threading.Thread(target=self._run, name="llmpulse-export", daemon=True)
+        self._writer_thread.start()
         self._thread.start()
 
     def _setup_otlp(self) -> None:
@@ -180,14 +187,45 @@ class Pipeline:
             self._wake.wait(interval)
             self._wake.clear()
             stopping = self._stopping.is_set()
+            with self._lock:  # only flushes asked for before this pass are answered by it
+                waiters, self._flush_waiters = self._flush_waiters, []
             try:
-                self._drain(everything=bool(self._flush_waiters) or stopping or len(self._queue) >= self._batch_size)
-                self._maybe_replay(force=bool(self._flush_waiters) or stopping)
+                self._drain(everything=bool(waiters) or stopping or len(self._queue) >= self._batch_size)
             except Exception:
                 logger.error("llmpulse: export worker error", exc_info=True)
-            self._release_flush_waiters()
+            if waiters or stopping:
+                self._batches.put(_REPLAY)  # the writer tries the spool once more, then we wait for it
+                self._batches.join()
+            for waiter in waiters:
+                waiter.set()
             if stopping:
+                self._batches.put(None)
+                self._writer_thread.join()
                 return
+
+    def _run_writer(self) -> None:
+        """Store batches in order; while idle, replay the spool when its back-off has passed."""
+        while True:
+            try:
+                item = self._batches.get(timeout=self.config.flush_interval)
+            except queue.Empty:
+                self._safely(self._maybe_replay)
+                continue
+            try:
+                if item is None:
+                    return
+                if item is _REPLAY:
+                    self._safely(self._maybe_replay, force=True)
+                else:
+                    self._safely(self._write, item)
+            finally:
+                self._batches.task_done()
+
+    def _safely(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        try:
+            method(*args, **kwargs)
+        except Exception:
+            logger.error("llmpulse: export writer error", exc_info=True)
 
     def _drain(self, *, everything: bool) -> None:
         """Export the queue in batches; on a timer tick export what is there, at least one batch."""
@@ -221,11 +259,11 @@ class Pipeline:
             return
         service = self.config.service_name
         if spans:
-            self._write(
+            self._batches.put(
                 spans_to_batch(spans, service_name=service, resource=self._resource, scope_version=self._version)
             )
         if feedback:
-            self._write(feedback_to_batch(feedback, service_name=service))
+            self._batches.put(feedback_to_batch(feedback, service_name=service))
 
     def _count_exported_elsewhere(self, spans: list[FinishedSpan], feedback: list[FeedbackRecord]) -> None:
         """Without a ClickHouse sink, a record is done once the OTLP sink had it; feedback needs a store."""
@@ -343,14 +381,6 @@ class Pipeline:
                 self.stats.replayed += batch.count
         self._replay_backoff = 1.0
         self._next_replay = 0.0
-
-    def _release_flush_waiters(self) -> None:
-        if not self._flush_waiters or self._queue:
-            return
-        with self._lock:
-            waiters, self._flush_waiters = self._flush_waiters, []
-        for waiter in waiters:
-            waiter.set()
 
     def _count_drop(self, reason: str, count: int) -> None:
         with self._lock:

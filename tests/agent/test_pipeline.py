@@ -213,3 +213,22 @@ def test_queue_full_drops_are_counted(store_dsn, database, tmp_path) -> None:
         assert s.queue_depth == 10 and s.dropped == 15 and s.dropped_by_reason == {"queue_full": 15}
     finally:
         agent.shutdown(1)
+
+
+def test_flush_waits_for_every_batch_made_before_it(tmp_path) -> None:
+    """Regression: a flush that arrived mid-pass once returned while a batch was still on its way to the spool."""
+    agent.configure("http://default:pw@127.0.0.1:1/db", spool_dir=str(tmp_path / "spool"), batch_size=500)
+    try:
+
+        @observe
+        def f() -> int:
+            return 1
+
+        for round_size in (500, 1500, 2500):
+            for _ in range(round_size):
+                f()
+            assert agent.flush(60) is False  # the store is down: not everything reached it
+            s = agent.stats()
+            assert s.spooled == s.enqueued == s.spool_records and s.queue_depth == 0 and s.dropped == 0
+    finally:
+        agent.shutdown(1)

@@ -1,0 +1,112 @@
+"""Ingest throughput: the whole pipeline into chDB versus a raw clickhouse-connect insert of the same rows.
+
+Pipeline: N calls of an ``@observe``-decorated function returning an OpenAI-shaped completion, through
+the queue, enrichment, row building and column-oriented inserts into ``otel_traces`` (and its
+materialized views), timed from the first call until ``flush()`` returns.
+Raw: the identical rows, pre-built, inserted column-oriented with clickhouse-connect in batches of the
+same size into a second database with the same schema (same views). Prints records/s and the ratio.
+Target: pipeline/raw >= 0.5.
+
+    python bench/ingest.py [--records 200000] [--batch-size 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+
+from llmpulse.agent.clickhouse import TRACE_TYPES, spans_to_batch
+from llmpulse.agent.schema import SchemaOptions, apply
+
+from llmpulse import agent
+
+RESPONSE = {
+    "id": "chatcmpl-ingest",
+    "object": "chat.completion",
+    "model": "gpt-4o-mini-2024-07-18",
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "Paris is the capital."}, "finish_reason": "stop"}
+    ],
+    "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17},
+}
+
+
+class Keep:
+    """Keeps the finished spans the pipeline built, to insert the very same rows raw."""
+
+    def __init__(self) -> None:
+        self.spans: list = []
+
+    def __call__(self, spans) -> None:
+        self.spans.extend(spans)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--batch-size", type=int, default=5_000)
+    args = parser.parse_args()
+    n, batch_size = args.records, args.batch_size
+
+    store = tempfile.mkdtemp(prefix="llmpulse-ingest-")
+    keep = Keep()
+    agent.configure(
+        f"chdb://{store}/store",
+        database="pipeline",
+        spool_dir=f"{store}/spool",
+        service_name="ingest",
+        max_queue_size=n,
+        batch_size=batch_size,
+        span_exporters=[keep],
+    )
+
+    @agent.observe
+    def chat(model: str, messages: list, temperature: float = 0.2) -> dict:
+        return RESPONSE
+
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    started = time.perf_counter()
+    for _ in range(n):
+        chat("gpt-4o-mini", messages, temperature=0.2)
+    produced = time.perf_counter() - started
+    assert agent.flush(600)
+    pipeline_s = time.perf_counter() - started
+    stats = agent.stats()
+    insert_s = stats.insert_seconds_total
+
+    client = agent._state.pipeline._writer._client
+    apply(client, SchemaOptions(database="raw"))
+    batches = [
+        spans_to_batch(keep.spans[i : i + batch_size], service_name="ingest", resource={}, scope_version="0")
+        for i in range(0, len(keep.spans), batch_size)
+    ]
+    raw_started = time.perf_counter()
+    for batch in batches:
+        client.insert(
+            "otel_traces",
+            batch.data,
+            column_names=batch.columns,
+            column_type_names=TRACE_TYPES,
+            database="raw",
+            column_oriented=True,
+            settings={"async_insert": 0},
+        )
+    raw_s = time.perf_counter() - raw_started
+    counts = {db: client.query(f"SELECT count() FROM {db}.otel_traces").result_rows[0][0] for db in ("pipeline", "raw")}
+    calls = {db: client.query(f"SELECT count() FROM {db}.llm_calls").result_rows[0][0] for db in ("pipeline", "raw")}
+    agent.shutdown(60)
+
+    pipeline_rate, raw_rate = n / pipeline_s, n / raw_s
+    print(f"records: {n}, batch size: {batch_size}")
+    print(
+        f"pipeline (calls -> queue -> enrich -> insert -> flush): {pipeline_s:6.2f} s  {pipeline_rate:10,.0f} records/s"
+    )
+    print(f"  of which the app's calls took {produced:.2f} s; inserts {insert_s:.2f} s in {stats.inserts} inserts")
+    print(f"raw clickhouse-connect column-oriented insert:         {raw_s:6.2f} s  {raw_rate:10,.0f} records/s")
+    print(f"ratio pipeline/raw: {pipeline_rate / raw_rate:.2f}  (target >= 0.5)")
+    print(f"rows stored: otel_traces {counts}, llm_calls {calls}; dropped {stats.dropped}, spooled {stats.spooled}")
+
+
+if __name__ == "__main__":
+    main()
