@@ -69,7 +69,7 @@ def _bind(record: SpanRecord) -> dict[str, Any]:
     if not record.args:
         return dict(record.kwargs)
     if opts.positional is not None and len(record.args) <= len(opts.positional):
-        arguments = dict(zip(opts.positional, record.args))
+        arguments = dict(zip(opts.positional, record.args, strict=False))  # fewer args than names: defaults
         arguments.update(record.kwargs)
         return arguments
     signature = opts.signature
