@@ -11,10 +11,12 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from .dsn import StoreTarget
 from .enrich import FinishedSpan
+from .prices import PriceTable
 from .schema import SchemaOptions, apply
 from .spool import Batch
 
@@ -196,13 +198,44 @@ def feedback_to_batch(records: Iterable[FeedbackRecord], *, service_name: str) -
     return Batch("feedback", list(FEEDBACK_COLUMNS), columns, new_token(), count)
 
 
+PRICE_COLUMNS = [
+    "Model",
+    "Provider",
+    "InputPerMTok",
+    "OutputPerMTok",
+    "CacheReadPerMTok",
+    "CacheWritePerMTok",
+    "Source",
+    "UpdatedAt",
+]
+
+
+def load_prices(client: Any, database: str, prices: PriceTable) -> int:
+    """Write the price table in use (vendored plus overrides) to ``model_prices``, for dashboards and audits.
+
+    ``model_prices`` is a ReplacingMergeTree keyed by model, so the latest load of a model wins.
+    """
+    now = datetime.now(timezone.utc)
+    rows = [
+        [p.model, p.provider or "", p.input_per_mtok, p.output_per_mtok, p.cache_read_per_mtok,
+         p.cache_write_per_mtok, p.source or "vendored", now]
+        for p in prices.rows()
+    ]  # fmt: skip
+    if rows:
+        client.insert("model_prices", rows, column_names=PRICE_COLUMNS, database=database)
+    return len(rows)
+
+
 class ClickHouseWriter:
     """Owns one clickhouse-connect client; applies the schema before the first insert."""
 
-    def __init__(self, target: StoreTarget, schema: SchemaOptions, *, apply_schema: bool = True) -> None:
+    def __init__(
+        self, target: StoreTarget, schema: SchemaOptions, *, apply_schema: bool = True, prices: PriceTable | None = None
+    ) -> None:
         self.target = target
         self.schema = schema
         self.apply_schema = apply_schema
+        self.prices = prices
         self._client: Any = None
 
     @property
@@ -217,6 +250,8 @@ class ClickHouseWriter:
         try:
             if self.apply_schema:
                 apply(client, self.schema)
+                if self.prices is not None:
+                    load_prices(client, self.schema.database, self.prices)
         except BaseException:
             _close(client)
             raise

@@ -120,19 +120,30 @@ def _clip(text: str) -> str:
     return text if len(text) <= MAX_CONTENT_CHARS else text[:MAX_CONTENT_CHARS] + "…[truncated]"
 
 
+# Message fields that carry free text; structural ones (role, type, finish_reason, ids) are left as they are.
+_TEXT_FIELDS = frozenset({"content", "arguments", "response", "text", "result", "uri"})
+
+
 def _redact_json(value: Any, redaction: Redaction) -> str:
-    """Redact every string inside a JSON-shaped value, then serialize it."""
+    """Redact the free-text fields inside semconv messages, then serialize them."""
 
     def walk(node: Any) -> Any:
-        if isinstance(node, str):
-            return redaction(node)
+        kind = type(node)
+        if kind is dict:
+            return {
+                k: redaction(v) if type(v) is str and k in _TEXT_FIELDS else walk(v) if type(v) in _CONTAINERS else v
+                for k, v in node.items()
+            }
+        if kind is list or kind is tuple:
+            return [redaction(v) if type(v) is str else walk(v) for v in node]
         if isinstance(node, Mapping):
-            return {k: walk(v) for k, v in node.items()}
-        if isinstance(node, (list, tuple)):
-            return [walk(v) for v in node]
+            return walk(dict(node))
         return node
 
     return _clip(json.dumps(walk(value), ensure_ascii=False, default=str))
+
+
+_CONTAINERS = (dict, list, tuple)
 
 
 def _fields(record: SpanRecord) -> dict[str, Any]:

@@ -85,7 +85,10 @@ class Pipeline:
         self._spool: Spool | None = None
         if config.store is not None:
             self._writer = ClickHouseWriter(
-                config.store, SchemaOptions(database=config.store.database), apply_schema=config.apply_schema
+                config.store,
+                SchemaOptions(database=config.store.database),
+                apply_schema=config.apply_schema,
+                prices=prices,
             )
             self._spool = Spool(config.spool_dir, config.spool_max_bytes)
         self._store_owner = True
@@ -426,8 +429,8 @@ class Pipeline:
                     closer.shutdown()
                 except Exception:
                     logger.warning("llmpulse: OTLP shutdown failed", exc_info=True)
-        if self._writer is not None and finished:
-            self._writer.close()
+        if self._writer is not None and finished and self._store_owner:
+            self._writer.close()  # a forked child must not touch the parent's embedded engine
         return finished
 
     def snapshot(self) -> Stats:

@@ -232,3 +232,18 @@ def test_flush_waits_for_every_batch_made_before_it(tmp_path) -> None:
             assert s.spooled == s.enqueued == s.spool_records and s.queue_depth == 0 and s.dropped == 0
     finally:
         agent.shutdown(1)
+
+
+def test_price_table_in_use_is_written_to_model_prices(store_dsn, database, tmp_path, ch) -> None:
+    agent.configure(
+        store_dsn,
+        database=database,
+        spool_dir=str(tmp_path / "s"),
+        prices={"my-finetune": {"input_per_mtok": 1.0, "output_per_mtok": 2.0}},
+    )
+    agent.shutdown()
+    rows = dict(
+        ch.query(f"SELECT Model, (InputPerMTok, OutputPerMTok, Source) FROM {database}.model_prices FINAL").result_rows
+    )
+    assert rows["my-finetune"] == (1.0, 2.0, "override")
+    assert rows["gpt-4o"][0] > 0 and rows["gpt-4o"][2].startswith("vendored")
