@@ -8,8 +8,8 @@ Usage::
 
 
     @observe
-    def answer(question: str):
-        return client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": question}])
+    def answer(model: str, messages: list, **params):  # request parameters are read from these arguments
+        return client.chat.completions.create(model=model, messages=messages, **params)
 
 Before ``configure()`` everything here is a cheap no-op, so libraries may decorate freely.
 

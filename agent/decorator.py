@@ -175,6 +175,10 @@ def _finish(record: Any, result: Any) -> Any:
             return ObservedIterator(result, record)
         if stream_kind == "async":
             return ObservedAsyncIterator(result, record)
+        if stream_kind == "sync_manager":
+            return ObservedStreamManager(result, record)
+        if stream_kind == "async_manager":
+            return ObservedAsyncStreamManager(result, record)
         record.result = result
     except Exception:
         logger.warning("llmpulse: could not read a result", exc_info=True)
@@ -183,11 +187,37 @@ def _finish(record: Any, result: Any) -> Any:
 
 
 _STREAM_TYPES: dict[type, str | None] = {}
-_STREAM_CLASS_NAMES = {"Stream", "AsyncStream", "MessageStream", "AsyncMessageStream"}
+_STREAM_CLASS_NAMES = {
+    "Stream",
+    "AsyncStream",
+    "MessageStream",
+    "AsyncMessageStream",
+    "BetaMessageStream",
+    "BetaAsyncMessageStream",
+    "ChatCompletionStream",
+    "AsyncChatCompletionStream",
+    "ResponseStream",
+    "AsyncResponseStream",
+}
+# ``client.messages.stream(...)`` / ``client.chat.completions.stream(...)`` / ``client.responses.stream(...)``
+# return a manager that sends the request on ``__enter__``; the span must last until the managed stream ends.
+_MANAGER_CLASS_NAMES = {
+    "MessageStreamManager",
+    "AsyncMessageStreamManager",
+    "BetaMessageStreamManager",
+    "BetaAsyncMessageStreamManager",
+    "ChatCompletionStreamManager",
+    "AsyncChatCompletionStreamManager",
+    "ResponseStreamManager",
+    "AsyncResponseStreamManager",
+}
+# What the SDK helpers accumulated, read when the caller consumed them around the proxy (``text_stream``,
+# ``get_final_message()``, ``until_done()``).
+_SNAPSHOT_ATTRS = ("current_message_snapshot", "current_completion_snapshot")
 
 
 def _stream_kind(cls: type) -> str | None:
-    """'sync' / 'async' for generators and provider SDK streams, else None; cached per type."""
+    """'sync' / 'async' for generators and SDK streams, 'sync_manager' / 'async_manager' for SDK stream managers."""
     try:
         return _STREAM_TYPES[cls]
     except KeyError:
@@ -201,8 +231,13 @@ def _stream_kind(cls: type) -> str | None:
         else:
             for base in cls.__mro__:
                 module = getattr(base, "__module__", "") or ""
-                if base.__name__ in _STREAM_CLASS_NAMES and module.split(".")[0] in ("openai", "anthropic"):
+                if module.split(".")[0] not in ("openai", "anthropic"):
+                    continue
+                if base.__name__ in _STREAM_CLASS_NAMES:
                     kind = "async" if hasattr(cls, "__aiter__") else "sync"
+                    break
+                if base.__name__ in _MANAGER_CLASS_NAMES:
+                    kind = "async_manager" if hasattr(cls, "__aenter__") else "sync_manager"
                     break
     _STREAM_TYPES[cls] = kind
     return kind
@@ -437,6 +472,93 @@ class ObservedAsyncIterator(_ObservedBase):
                 self._close("abandoned")
             except Exception:
                 pass
+
+
+def _snapshot(stream: Any) -> Any:
+    for name in _SNAPSHOT_ATTRS:
+        try:
+            value = getattr(stream, name, None)
+        except Exception:  # the SDKs raise when no event has arrived yet
+            continue
+        if value is not None:
+            return value
+    return None
+
+
+class _ObservedManagerBase:
+    """Wraps an SDK stream manager; ``__enter__`` sends the request and returns an observed stream."""
+
+    __slots__ = ("__weakref__", "_ended", "_manager", "_record", "_stream")
+
+    def __init__(self, manager: Any, record: Any) -> None:
+        self._manager = manager
+        self._record = record
+        self._stream: _ObservedBase | None = None
+        self._ended = False
+
+    def _finish(self, error: BaseException | None) -> None:
+        observed = self._stream
+        if observed is None:  # never entered, or entering failed (then _fail ended the span)
+            if not self._ended:
+                self._ended = True
+                _end(self._record)
+            return
+        if not observed._done and self._record is not UNSAMPLED:
+            try:
+                self._record.result = _snapshot(observed._it)
+            except Exception:
+                pass
+        observed._close("failed" if error is not None else "abandoned", error)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._manager, name)
+
+    def __del__(self) -> None:
+        if self._stream is None and not self._ended:
+            try:
+                self._finish(None)
+            except Exception:
+                pass
+
+
+class ObservedStreamManager(_ObservedManagerBase):
+    __slots__ = ()
+
+    def __enter__(self) -> ObservedIterator:
+        try:
+            stream = self._manager.__enter__()
+        except BaseException as exc:
+            self._ended = True
+            _fail(self._record, exc)
+            raise
+        self._stream = observed = ObservedIterator(stream, self._record)
+        return observed
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        try:
+            return self._manager.__exit__(*exc_info)
+        finally:
+            self._finish(exc_info[1])
+
+
+class ObservedAsyncStreamManager(_ObservedManagerBase):
+    __slots__ = ()
+
+    async def __aenter__(self) -> ObservedAsyncIterator:
+        try:
+            stream = await self._manager.__aenter__()
+        except BaseException as exc:
+            self._ended = True
+            _fail(self._record, exc)
+            raise
+        self._stream = observed = ObservedAsyncIterator(stream, self._record)
+        return observed
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        try:
+            return await self._manager.__aexit__(*exc_info)
+        finally:
+            self._finish(exc_info[1])
 
 
 # --- enrichment from inside a call -----------------------------------------------------------------

@@ -207,8 +207,11 @@ def enrich(record: SpanRecord, ctx: EnrichContext) -> FinishedSpan:
     wants_llm = opts.kind in ("llm", "auto")
     req = parse_request(arguments) if wants_llm else None
     resp: ParsedResponse | None = None
-    if wants_llm and (record.error is None or record.chunks):
-        resp = parse_stream(record.chunks) if record.chunks is not None else parse_response(record.result)
+    if wants_llm and (record.error is None or record.chunks or record.result is not None):
+        # a stream's final snapshot (SDK stream helpers consumed around the proxy) beats its partial chunks
+        resp = parse_response(record.result) if record.result is not None else None
+        if resp is None and record.chunks is not None:
+            resp = parse_stream(record.chunks)
     is_llm = _is_llm(opts.kind, fields, req, resp)
     attrs: dict[str, Any] = {}
     events: list[tuple[int, str, dict[str, Any]]] = []

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 __all__ = ["ParsedRequest", "ParsedResponse", "map_finish_reason", "parse_request", "parse_response", "parse_stream"]
@@ -71,27 +72,78 @@ class ParsedResponse:
 
 _SCALARS = (str, bytes, bytearray, int, float, bool, list, tuple, set, frozenset)
 _ATTR, _MAPPING, _SCALAR = 0, 1, 2
-_ACCESS_BY_TYPE: dict[type, int] = {}  # per-type access strategy; ABC isinstance checks are slow per call
+# Per-type access strategy (ABC isinstance checks are slow per call): one of the ints above, or, for pydantic v2
+# models, a per-class ``{key: needs_plain_getattr}`` table (see ``_get``).
+_ACCESS_BY_TYPE: dict[type, int | dict[str, bool]] = {}
+_MISSING: Any = object()
 
 
-def _access(cls: type) -> int:
+def _is_pydantic_v2(cls: type) -> bool:
+    """Whether ``cls`` is a pydantic v2 model class that keeps pydantic's own attribute lookup."""
+    for klass in cls.__mro__:
+        if klass.__name__ == "BaseModel" and klass.__module__ == "pydantic.main":
+            if "__pydantic_extra__" not in getattr(klass, "__slots__", ()):
+                return False  # pydantic v1 (or something else entirely)
+            getattr_hook = klass.__dict__.get("__getattr__")
+            return (
+                getattr_hook is not None
+                and getattr(cls, "__getattr__", None) is getattr_hook  # not customised by a subclass
+                and cls.__getattribute__ is object.__getattribute__
+            )
+    return False
+
+
+def _access(cls: type) -> int | dict[str, bool]:
     kind = _ACCESS_BY_TYPE.get(cls)
     if kind is None:
         kind = _SCALAR if issubclass(cls, _SCALARS) else _MAPPING if issubclass(cls, Mapping) else _ATTR
+        if kind == _ATTR:
+            try:
+                if _is_pydantic_v2(cls):
+                    kind = {}
+            except Exception:
+                kind = _ATTR
         if len(_ACCESS_BY_TYPE) < 4096:
             _ACCESS_BY_TYPE[cls] = kind
     return kind
 
 
+def _pydantic_plain(cls: type, key: str) -> bool:
+    """Whether ``getattr`` must resolve ``key`` (a class attribute, descriptor or private attribute of ``cls``)."""
+    for klass in cls.__mro__:
+        if key in klass.__dict__:
+            return True
+    private = getattr(cls, "__private_attributes__", None)
+    return bool(private) and key in private  # type: ignore[operator]
+
+
 def _get(obj: Any, key: str) -> Any:
     """Return ``obj[key]`` for mappings, else ``obj.key``; ``None`` when absent or unreadable."""
-    if obj is None:
-        return None
     cls = type(obj)
     if cls is dict:
         return obj.get(key)
-    kind = _access(cls)
+    if obj is None:
+        return None
+    kind = _ACCESS_BY_TYPE.get(cls)
+    if kind is None:
+        kind = _access(cls)
     try:
+        if type(kind) is dict:
+            # A pydantic v2 model (every SDK object). ``getattr`` on a missing key costs an AttributeError raised
+            # by pydantic's ``__getattr__`` (microseconds). A key that is neither on the class nor private resolves
+            # exactly as ``object.__getattribute__`` then pydantic's ``__getattr__`` would: the instance
+            # ``__dict__`` (declared fields), then ``__pydantic_extra__`` (undeclared ones, ``extra="allow"``),
+            # else missing.
+            plain = kind.get(key)
+            if plain is False:
+                value = obj.__dict__.get(key, _MISSING)
+                if value is _MISSING:
+                    extra = obj.__pydantic_extra__
+                    return extra.get(key) if extra else None
+                return value
+            if plain is None and len(kind) < 256:
+                kind[key] = _pydantic_plain(cls, key)
+            return getattr(obj, key, None)
         if kind == _ATTR:
             return getattr(obj, key, None)
         if kind == _MAPPING:
@@ -101,11 +153,24 @@ def _get(obj: Any, key: str) -> Any:
     return None
 
 
+def _getter(obj: Any) -> Any:
+    """``lambda key: _get(obj, key)``, cheaper for dicts (their bound ``get``)."""
+    return obj.get if type(obj) is dict else partial(_get, obj)
+
+
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _get_str(obj: Any, key: str) -> str | None:
+    """``_str(_get(obj, key))`` in one call."""
+    value = obj.get(key) if type(obj) is dict else _get(obj, key)
+    return value if value is None or type(value) is str or isinstance(value, str) else None
+
+
 def _int(value: Any) -> int | None:
+    if type(value) is int:
+        return value
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -116,6 +181,11 @@ def _int(value: Any) -> int | None:
 
 
 def _float(value: Any) -> float | None:
+    cls = type(value)
+    if cls is float:
+        return value
+    if cls is int:
+        return float(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value)
@@ -229,49 +299,57 @@ def _flatten_text(content: Any) -> Any:
     items = _list(content)
     if items is None:
         return None
-    texts = [t for t in (_str(_get(i, "text")) for i in items) if t is not None]
+    texts = [t for t in (_get_str(i, "text") for i in items) if t is not None]
     if len(texts) == len(items):
         return "".join(texts)
     return [_content_part(i) for i in items]
 
 
+_TEXT_KINDS = frozenset({"text", "input_text", "output_text"})
+
+
 def _content_part(block: Any) -> dict | None:
     """Convert one provider content block (OpenAI chat/Responses or Anthropic) to a semconv part."""
-    if isinstance(block, str):
+    if type(block) is dict:  # fast path: a plain text block
+        kind = block.get("type")
+        if type(kind) is str and kind in _TEXT_KINDS:
+            text = block.get("text")
+            return {"type": "text", "content": text if type(text) is str else _str(text) or ""}
+    elif isinstance(block, str):
         return _text_part(block)
-    kind = _str(_get(block, "type"))
+    kind = _get_str(block, "type")
     if kind is None:
-        text = _str(_get(block, "text"))
+        text = _get_str(block, "text")
         return _text_part(text) if text is not None else None
-    if kind in ("text", "input_text", "output_text"):
-        return _text_part(_str(_get(block, "text")) or "")
+    if kind in _TEXT_KINDS:
+        return _text_part(_get_str(block, "text") or "")
     if kind == "refusal":
-        return {"type": "refusal", "content": _str(_get(block, "refusal")) or ""}
+        return {"type": "refusal", "content": _get_str(block, "refusal") or ""}
     if kind == "image_url":  # OpenAI chat
         image = _get(block, "image_url")
-        url = _str(image) or _str(_get(image, "url"))
+        url = _str(image) or _get_str(image, "url")
         return _data_url_part(url, "image") if url else {"type": "uri", "modality": "image", "uri": ""}
     if kind == "input_image":  # OpenAI Responses
-        url = _str(_get(block, "image_url"))
+        url = _get_str(block, "image_url")
         if url:
             return _data_url_part(url, "image")
-        return {"type": "file", "modality": "image", "file_id": _str(_get(block, "file_id")) or ""}
+        return {"type": "file", "modality": "image", "file_id": _get_str(block, "file_id") or ""}
     if kind == "input_audio":
         audio = _get(block, "input_audio")
-        fmt = _str(_get(audio, "format"))
-        part: dict[str, Any] = {"type": "blob", "modality": "audio", "content": _str(_get(audio, "data")) or ""}
+        fmt = _get_str(audio, "format")
+        part: dict[str, Any] = {"type": "blob", "modality": "audio", "content": _get_str(audio, "data") or ""}
         if fmt:
             part["mime_type"] = f"audio/{fmt}"
         return part
     if kind in ("file", "input_file"):
         inner = _get(block, "file") if kind == "file" else block
-        file_id = _str(_get(inner, "file_id"))
+        file_id = _get_str(inner, "file_id")
         if file_id:
             return {"type": "file", "file_id": file_id}
-        url = _str(_get(inner, "file_url"))
+        url = _get_str(inner, "file_url")
         if url:
             return {"type": "uri", "uri": url}
-        data = _str(_get(inner, "file_data"))
+        data = _get_str(inner, "file_data")
         if data:
             part = _data_url_part(data, "document") if data.startswith("data:") else {"type": "blob", "content": data}
             part.pop("modality", None)
@@ -279,27 +357,27 @@ def _content_part(block: Any) -> dict | None:
         return {"type": "file"}
     if kind in ("image", "document"):  # Anthropic
         source = _get(block, "source")
-        src_type = _str(_get(source, "type"))
+        src_type = _get_str(source, "type")
         modality = "image" if kind == "image" else "document"
         if src_type == "base64":
-            part = {"type": "blob", "modality": modality, "content": _str(_get(source, "data")) or ""}
-            mime = _str(_get(source, "media_type"))
+            part = {"type": "blob", "modality": modality, "content": _get_str(source, "data") or ""}
+            mime = _get_str(source, "media_type")
             if mime:
                 part["mime_type"] = mime
             return part
         if src_type == "url":
-            return {"type": "uri", "modality": modality, "uri": _str(_get(source, "url")) or ""}
+            return {"type": "uri", "modality": modality, "uri": _get_str(source, "url") or ""}
         if src_type == "file":
-            return {"type": "file", "modality": modality, "file_id": _str(_get(source, "file_id")) or ""}
+            return {"type": "file", "modality": modality, "file_id": _get_str(source, "file_id") or ""}
         if src_type == "text":
-            return _text_part(_str(_get(source, "data")) or "")
+            return _text_part(_get_str(source, "data") or "")
         return {"type": modality}
     if kind == "tool_use":  # Anthropic assistant tool call
         return _tool_call_part(_get(block, "id"), _get(block, "name"), _get(block, "input"))
     if kind == "tool_result":  # Anthropic tool result sent back by the user
         return {
             "type": "tool_call_response",
-            "id": _str(_get(block, "tool_use_id")),
+            "id": _get_str(block, "tool_use_id"),
             "response": _flatten_text(_get(block, "content")),
         }
     if kind == "function_call":  # OpenAI Responses item
@@ -309,20 +387,20 @@ def _content_part(block: Any) -> dict | None:
     if kind == "custom_tool_call":
         return _tool_call_part(_get(block, "call_id") or _get(block, "id"), _get(block, "name"), _get(block, "input"))
     if kind in ("function_call_output", "custom_tool_call_output"):
-        return {"type": "tool_call_response", "id": _str(_get(block, "call_id")), "response": _get(block, "output")}
+        return {"type": "tool_call_response", "id": _get_str(block, "call_id"), "response": _get(block, "output")}
     if kind == "thinking":
-        return {"type": "reasoning", "content": _str(_get(block, "thinking")) or ""}
+        return {"type": "reasoning", "content": _get_str(block, "thinking") or ""}
     if kind == "reasoning":  # OpenAI Responses reasoning item: only the summary is readable
         summary = _list(_get(block, "summary")) or []
-        texts = [t for t in (_str(_get(s, "text")) for s in summary) if t]
+        texts = [t for t in (_get_str(s, "text") for s in summary) if t]
         return {"type": "reasoning", "content": "\n".join(texts)}
     if kind == "server_tool_use":
-        return {"type": "server_tool_call", "id": _str(_get(block, "id")), "name": _str(_get(block, "name")) or ""}
+        return {"type": "server_tool_call", "id": _get_str(block, "id"), "name": _get_str(block, "name") or ""}
     if kind.endswith("_tool_result"):
-        return {"type": "server_tool_call_response", "id": _str(_get(block, "tool_use_id")), "name": kind}
+        return {"type": "server_tool_call_response", "id": _get_str(block, "tool_use_id"), "name": kind}
     if kind.endswith("_call"):  # OpenAI Responses hosted tools: web_search_call, file_search_call, mcp_call, ...
-        name = _str(_get(block, "name")) or kind[: -len("_call")]
-        return {"type": "server_tool_call", "id": _str(_get(block, "id")), "name": name}
+        name = _get_str(block, "name") or kind[: -len("_call")]
+        return {"type": "server_tool_call", "id": _get_str(block, "id"), "name": name}
     if kind == "redacted_thinking":
         return None
     return {"type": kind}
@@ -396,7 +474,7 @@ def _output_type(fmt: Any) -> str | None:
     if isinstance(fmt, str):
         kind = fmt
     else:
-        kind = _str(_get(fmt, "type"))
+        kind = _get_str(fmt, "type")
         if kind is None:
             return None
     kind = kind.lower()
@@ -411,8 +489,8 @@ def _message_to_semconv(msg: Any) -> dict | None:
     """One OpenAI chat, Anthropic or Responses-API input message/item to a semconv ``ChatMessage``."""
     if isinstance(msg, str):
         return {"role": "user", "parts": [_text_part(msg)]}
-    role = _str(_get(msg, "role"))
-    item_type = _str(_get(msg, "type"))
+    role = _get_str(msg, "role")
+    item_type = _get_str(msg, "type")
     if role is None:
         if item_type in ("function_call", "custom_tool_call", "reasoning"):
             part = _content_part(msg)
@@ -427,9 +505,7 @@ def _message_to_semconv(msg: Any) -> dict | None:
     content = _get(msg, "content")
     if role == "tool":
         response = _flatten_text(content)
-        parts: list[dict] = [
-            {"type": "tool_call_response", "id": _str(_get(msg, "tool_call_id")), "response": response}
-        ]
+        parts: list[dict] = [{"type": "tool_call_response", "id": _get_str(msg, "tool_call_id"), "response": response}]
     else:
         parts = _content_parts(content)
     for call in _list(_get(msg, "tool_calls")) or ():
@@ -438,20 +514,33 @@ def _message_to_semconv(msg: Any) -> dict | None:
     if function_call is not None:
         parts.append(_tool_call_part(None, _get(function_call, "name"), _get(function_call, "arguments")))
     out: dict[str, Any] = {"role": role, "parts": parts}
-    name = _str(_get(msg, "name"))
+    name = _get_str(msg, "name")
     if name:
         out["name"] = name
     return out
 
 
 def _messages_to_semconv(messages: Any) -> list[dict] | None:
-    if isinstance(messages, str):
+    if type(messages) is list:
+        items = messages
+    elif isinstance(messages, str):
         return [{"role": "user", "parts": [_text_part(messages)]}]
-    items = _list(messages)
-    if items is None:
-        return None
+    else:
+        items = _list(messages)
+        if items is None:
+            return None
     out = []
+    role_map = _ROLE_MAP
     for msg in items:
+        # Fast path for the overwhelmingly common {"role": "...", "content": "..."}; same result as the general path.
+        if type(msg) is dict and len(msg) == 2:
+            role = msg.get("role")
+            content = msg.get("content")
+            if type(role) is str and type(content) is str:
+                role = role_map.get(role, role)
+                if role != "tool":
+                    out.append({"role": role, "parts": [{"type": "text", "content": content}]})
+                    continue
         converted = _message_to_semconv(msg)
         if converted is not None:
             out.append(converted)
@@ -475,7 +564,7 @@ def parse_request(kwargs: Mapping[str, object]) -> ParsedRequest:
         A ``ParsedRequest``; empty when ``kwargs`` is not a mapping. Never raises.
     """
     req = ParsedRequest()
-    if not isinstance(kwargs, Mapping):
+    if type(kwargs) is not dict and not isinstance(kwargs, Mapping):
         return req
     try:
         _fill_request(req, kwargs)
@@ -484,15 +573,29 @@ def parse_request(kwargs: Mapping[str, object]) -> ParsedRequest:
     return req
 
 
-def _fill_request(req: ParsedRequest, kw: Mapping[str, object]) -> None:
-    model = _str(kw.get("model"))
-    req.model = model
-    req.provider = _guess_provider(model)
+# Request parsing is a fixed sequence of steps, each reading a few kwargs. A plain dict runs only the steps whose
+# keys it holds (a step whose keys are all absent changes nothing), in the same order, so a step that raises leaves
+# the same half-filled record either way. Other mappings run every step.
 
+_PROVIDER_BY_MODEL: dict[str, str | None] = {}
+
+
+def _provider_for(model: str | None) -> str | None:
+    if type(model) is not str:
+        return _guess_provider(model)
+    provider = _PROVIDER_BY_MODEL.get(model, _MISSING)
+    if provider is _MISSING:
+        provider = _guess_provider(model)
+        if len(_PROVIDER_BY_MODEL) < 4096:
+            _PROVIDER_BY_MODEL[model] = provider
+    return provider
+
+
+def _req_input(req: ParsedRequest, kw: Mapping[str, object]) -> None:
     messages = kw.get("messages")
     prompt = kw.get("prompt")
     inp = kw.get("input")
-    if _given(messages):
+    if type(messages) is list or _given(messages):
         req.operation = "chat"
         req.input_messages = _messages_to_semconv(messages)
     elif _given(prompt):
@@ -502,6 +605,7 @@ def _fill_request(req: ParsedRequest, kw: Mapping[str, object]) -> None:
         elif _list(prompt) is not None and all(isinstance(p, str) for p in prompt):  # type: ignore[union-attr]
             req.input_messages = [{"role": "user", "parts": [_text_part(p) for p in prompt]}]  # type: ignore[union-attr]
     elif _given(inp):
+        model = _str(kw.get("model"))
         is_embedding = (
             "embed" in (model or "").lower() or _given(kw.get("encoding_format")) or _given(kw.get("dimensions"))
         )
@@ -511,16 +615,35 @@ def _fill_request(req: ParsedRequest, kw: Mapping[str, object]) -> None:
             req.operation = "chat"  # OpenAI Responses API
             req.input_messages = _messages_to_semconv(inp)
 
-    req.temperature = _float(kw.get("temperature"))
-    for key in ("max_tokens", "max_completion_tokens", "max_output_tokens", "max_tokens_to_sample"):
+
+_MAX_TOKENS_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "max_tokens_to_sample")
+
+
+def _req_max_tokens(req: ParsedRequest, kw: Mapping[str, object]) -> None:
+    for key in _MAX_TOKENS_KEYS:
         value = _int(kw.get(key))
         if value is not None:
             req.max_tokens = value
             break
+
+
+def _req_top_p(req: ParsedRequest, kw: Mapping[str, object]) -> None:
     req.top_p = _float(kw.get("top_p"))
+
+
+def _req_top_k(req: ParsedRequest, kw: Mapping[str, object]) -> None:
     req.top_k = _float(kw.get("top_k"))
+
+
+def _req_frequency_penalty(req: ParsedRequest, kw: Mapping[str, object]) -> None:
     req.frequency_penalty = _float(kw.get("frequency_penalty"))
+
+
+def _req_presence_penalty(req: ParsedRequest, kw: Mapping[str, object]) -> None:
     req.presence_penalty = _float(kw.get("presence_penalty"))
+
+
+def _req_stop(req: ParsedRequest, kw: Mapping[str, object]) -> None:
     stop = kw.get("stop")
     if not _given(stop):
         stop = kw.get("stop_sequences")
@@ -528,19 +651,30 @@ def _fill_request(req: ParsedRequest, kw: Mapping[str, object]) -> None:
         req.stop_sequences = [stop]
     elif _list(stop) is not None:
         req.stop_sequences = [s for s in stop if isinstance(s, str)]  # type: ignore[union-attr]
+
+
+def _req_seed(req: ParsedRequest, kw: Mapping[str, object]) -> None:
     req.seed = _int(kw.get("seed"))
+
+
+def _req_n(req: ParsedRequest, kw: Mapping[str, object]) -> None:
     req.choice_count = _int(kw.get("n"))
+
+
+def _req_stream(req: ParsedRequest, kw: Mapping[str, object]) -> None:
     req.stream = _bool(kw.get("stream"))
 
-    text_cfg = kw.get("text")
-    output_cfg = kw.get("output_config")
+
+def _req_output_type(req: ParsedRequest, kw: Mapping[str, object]) -> None:
     req.output_type = (
         _output_type(kw.get("response_format"))
-        or _output_type(_get(text_cfg, "format"))
-        or _output_type(_get(output_cfg, "format"))
+        or _output_type(_get(kw.get("text"), "format"))
+        or _output_type(_get(kw.get("output_config"), "format"))
         or _output_type(kw.get("output_format"))
     )
 
+
+def _req_system(req: ParsedRequest, kw: Mapping[str, object]) -> None:
     system = kw.get("system")
     instructions = kw.get("instructions")
     if _given(system):
@@ -548,36 +682,126 @@ def _fill_request(req: ParsedRequest, kw: Mapping[str, object]) -> None:
     elif _given(instructions):
         req.system_instructions = _instructions(instructions)
 
-    extra = req.extra_params
-    for key in _EXTRA_SCALAR_PARAMS:
+
+def _req_extra_scalar(key: str) -> Any:
+    def step(req: ParsedRequest, kw: Mapping[str, object]) -> None:
         value = kw.get(key)
         if _given(value) and _is_scalar(value):
-            extra[key] = value
+            req.extra_params[key] = value
+
+    return step
+
+
+def _req_reasoning(req: ParsedRequest, kw: Mapping[str, object]) -> None:
     reasoning = kw.get("reasoning")
     for key in ("effort", "summary"):
         value = _get(reasoning, key)
         if _is_scalar(value):
-            extra[f"reasoning_{key}"] = value
-    verbosity = _get(text_cfg, "verbosity")
+            req.extra_params[f"reasoning_{key}"] = value
+
+
+def _req_verbosity(req: ParsedRequest, kw: Mapping[str, object]) -> None:
+    verbosity = _get(kw.get("text"), "verbosity")
     if _is_scalar(verbosity):
-        extra["verbosity"] = verbosity
-    effort = _get(output_cfg, "effort")
+        req.extra_params["verbosity"] = verbosity
+
+
+def _req_effort(req: ParsedRequest, kw: Mapping[str, object]) -> None:
+    effort = _get(kw.get("output_config"), "effort")
     if _is_scalar(effort):
-        extra["effort"] = effort
+        req.extra_params["effort"] = effort
+
+
+def _req_thinking(req: ParsedRequest, kw: Mapping[str, object]) -> None:
     thinking = kw.get("thinking")
     for key in ("type", "budget_tokens"):
         value = _get(thinking, key)
         if _is_scalar(value):
-            extra[f"thinking_{key}"] = value
+            req.extra_params[f"thinking_{key}"] = value
+
+
+def _req_tool_choice(req: ParsedRequest, kw: Mapping[str, object]) -> None:
     tool_choice = kw.get("tool_choice")
     if isinstance(tool_choice, str):
-        extra["tool_choice"] = tool_choice
-    elif _str(_get(tool_choice, "type")):
-        extra["tool_choice"] = _get(tool_choice, "type")
+        req.extra_params["tool_choice"] = tool_choice
+    elif _get_str(tool_choice, "type"):
+        req.extra_params["tool_choice"] = _get(tool_choice, "type")
+
+
+def _req_conversation(req: ParsedRequest, kw: Mapping[str, object]) -> None:
     conversation = kw.get("conversation")
-    conversation_id = _str(conversation) or _str(_get(conversation, "id"))
+    conversation_id = _str(conversation) or _get_str(conversation, "id")
     if conversation_id:
-        extra["conversation_id"] = conversation_id
+        req.extra_params["conversation_id"] = conversation_id
+
+
+# (keys the step reads, step), in the order the steps must run. The first three steps (model, input messages,
+# temperature) are inlined in ``_fill_request``.
+_REQUEST_STEPS: tuple[tuple[tuple[str, ...], Any], ...] = (
+    (("model",), None),
+    (("messages", "prompt", "input"), _req_input),
+    (("temperature",), None),
+    (_MAX_TOKENS_KEYS, _req_max_tokens),
+    (("top_p",), _req_top_p),
+    (("top_k",), _req_top_k),
+    (("frequency_penalty",), _req_frequency_penalty),
+    (("presence_penalty",), _req_presence_penalty),
+    (("stop", "stop_sequences"), _req_stop),
+    (("seed",), _req_seed),
+    (("n",), _req_n),
+    (("stream",), _req_stream),
+    (("response_format", "text", "output_config", "output_format"), _req_output_type),
+    (("system", "instructions"), _req_system),
+    *(((key,), _req_extra_scalar(key)) for key in _EXTRA_SCALAR_PARAMS),
+    (("reasoning",), _req_reasoning),
+    (("text",), _req_verbosity),
+    (("output_config",), _req_effort),
+    (("thinking",), _req_thinking),
+    (("tool_choice",), _req_tool_choice),
+    (("conversation",), _req_conversation),
+)
+_STEP_BY_BIT: dict[int, Any] = {1 << i: step for i, (_, step) in enumerate(_REQUEST_STEPS)}
+_ALL_STEPS = (1 << len(_REQUEST_STEPS)) - 1
+_STEP_BITS_BY_KEY: dict[str, int] = {}
+for _i, (_keys, _) in enumerate(_REQUEST_STEPS):
+    for _key in _keys:
+        _STEP_BITS_BY_KEY[_key] = _STEP_BITS_BY_KEY.get(_key, 0) | 1 << _i
+del _i, _keys, _key
+
+
+def _fill_request(req: ParsedRequest, kw: Mapping[str, object]) -> None:
+    mask = _ALL_STEPS
+    if type(kw) is dict:
+        bits = _STEP_BITS_BY_KEY.get
+        try:
+            mask = 0
+            for key in kw:
+                mask |= bits(key, 0)
+        except Exception:  # odd keys (unhashable-by-subclass, mutated while iterating): run every step
+            mask = _ALL_STEPS
+    # The first three steps (the common model / messages / temperature), inlined.
+    if mask & 1:
+        model = kw.get("model")
+        if type(model) is not str:
+            model = _str(model)
+        req.model = model
+        req.provider = _provider_for(model)
+    if mask & 2:
+        messages = kw.get("messages")
+        if type(messages) is list:  # what _req_input does for a list of messages
+            req.operation = "chat"
+            req.input_messages = _messages_to_semconv(messages)
+        else:
+            _req_input(req, kw)
+    if mask & 4:
+        temperature = kw.get("temperature")
+        req.temperature = temperature if type(temperature) is float else _float(temperature)
+    mask &= ~7
+    steps = _STEP_BY_BIT
+    while mask:
+        bit = mask & -mask
+        steps[bit](req, kw)
+        mask ^= bit
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -604,14 +828,18 @@ def parse_response(obj: object) -> ParsedResponse | None:
 
 
 def _parse_response(obj: Any) -> ParsedResponse | None:
-    if obj is None:
+    if type(obj) is dict:
+        object_type = obj.get("object")
+        if type(object_type) is str and object_type == "chat.completion":
+            return _parse_chat_dict(obj) or _parse_chat(obj)
+    elif obj is None:
         return None
     if isinstance(obj, str):
         return ParsedResponse(output_text=obj)
     if isinstance(obj, _SCALARS):
         return None
-    object_type = _str(_get(obj, "object"))
-    kind = _str(_get(obj, "type"))
+    object_type = _get_str(obj, "object")
+    kind = _get_str(obj, "type")
     if object_type == "chat.completion":
         return _parse_chat(obj)
     if object_type == "text_completion":
@@ -642,21 +870,57 @@ def _parse_response(obj: Any) -> ParsedResponse | None:
     return None
 
 
+_NO_USAGE = (None, None, None, None, None)
+
+
+def _openai_usage(usage: Any) -> tuple[int | None, int | None, int | None, int | None, int | None]:
+    """Chat/completions usage as (input, output, cache read, cache creation, reasoning) tokens.
+
+    prompt_tokens already include cached tokens, completion_tokens include reasoning.
+    """
+    if usage is None:
+        return _NO_USAGE
+    get = _getter(usage)
+    prompt = get("prompt_tokens")
+    if type(prompt) is not int:
+        prompt = _int(prompt)
+    completion = get("completion_tokens")
+    if type(completion) is not int:
+        completion = _int(completion)
+    if prompt is None and completion is None:  # some OpenAI-compatible servers use the newer names
+        prompt = _int(get("input_tokens"))
+        completion = _int(get("output_tokens"))
+    details = get("prompt_tokens_details")
+    if details is None:
+        cache_read = cache_creation = None
+    else:
+        get_detail = _getter(details)
+        cache_read = get_detail("cached_tokens")
+        if type(cache_read) is not int:
+            cache_read = _int(cache_read)
+        cache_creation = get_detail("cache_write_tokens")
+        if cache_creation is not None:
+            cache_creation = _int(cache_creation)
+    details = get("completion_tokens_details")
+    if details is None:
+        reasoning = None
+    else:
+        reasoning = _getter(details)("reasoning_tokens")
+        if type(reasoning) is not int:
+            reasoning = _int(reasoning)
+    return prompt, completion, cache_read, cache_creation, reasoning
+
+
 def _apply_openai_usage(res: ParsedResponse, usage: Any) -> None:
-    """Chat/completions usage: prompt_tokens already include cached tokens, completion_tokens include reasoning."""
     if usage is None:
         return
-    prompt = _int(_get(usage, "prompt_tokens"))
-    completion = _int(_get(usage, "completion_tokens"))
-    if prompt is None and completion is None:  # some OpenAI-compatible servers use the newer names
-        prompt = _int(_get(usage, "input_tokens"))
-        completion = _int(_get(usage, "output_tokens"))
-    res.input_tokens = prompt
-    res.output_tokens = completion
-    prompt_details = _get(usage, "prompt_tokens_details")
-    res.cache_read_input_tokens = _int(_get(prompt_details, "cached_tokens"))
-    res.cache_creation_input_tokens = _int(_get(prompt_details, "cache_write_tokens"))
-    res.reasoning_output_tokens = _int(_get(_get(usage, "completion_tokens_details"), "reasoning_tokens"))
+    (
+        res.input_tokens,
+        res.output_tokens,
+        res.cache_read_input_tokens,
+        res.cache_creation_input_tokens,
+        res.reasoning_output_tokens,
+    ) = _openai_usage(usage)
 
 
 def _apply_responses_usage(res: ParsedResponse, usage: Any) -> None:
@@ -685,7 +949,7 @@ def _apply_anthropic_usage(
 
 
 def _openai_tool_call(call: Any) -> dict:
-    kind = _str(_get(call, "type"))
+    kind = _get_str(call, "type")
     if kind == "custom":
         custom = _get(call, "custom")
         return _tool_call_part(_get(call, "id"), _get(custom, "name"), _get(custom, "input"))
@@ -702,21 +966,16 @@ def _logprobs(entries: Any) -> list[float] | None:
 
 
 def _parse_chat(obj: Any) -> ParsedResponse:
-    res = ParsedResponse(
-        provider="openai",
-        operation="chat",
-        response_model=_str(_get(obj, "model")),
-        response_id=_str(_get(obj, "id")),
-    )
+    res = ParsedResponse("openai", "chat", _get_str(obj, "model"), _get_str(obj, "id"))
     messages = []
     for i, choice in enumerate(_list(_get(obj, "choices")) or ()):
-        raw = _str(_get(choice, "finish_reason"))
+        raw = _get_str(choice, "finish_reason")
         if raw:
             res.finish_reasons.append(raw)
         message = _get(choice, "message")
         content = _get(message, "content")
         parts = _content_parts(content)
-        refusal = _str(_get(message, "refusal"))
+        refusal = _get_str(message, "refusal")
         if refusal:
             parts.append({"type": "refusal", "content": refusal})
         for call in _list(_get(message, "tool_calls")) or ():
@@ -726,7 +985,7 @@ def _parse_chat(obj: Any) -> ParsedResponse:
             parts.append(_tool_call_part(None, _get(function_call, "name"), _get(function_call, "arguments")))
         messages.append(
             {
-                "role": _str(_get(message, "role")) or "assistant",
+                "role": _get_str(message, "role") or "assistant",
                 "parts": parts,
                 "finish_reason": map_finish_reason(raw),
             }
@@ -742,19 +1001,69 @@ def _parse_chat(obj: Any) -> ParsedResponse:
     return res
 
 
-def _parse_completion(obj: Any) -> ParsedResponse:
-    res = ParsedResponse(
-        provider="openai",
-        operation="text_completion",
-        response_model=_str(_get(obj, "model")),
-        response_id=_str(_get(obj, "id")),
+def _parse_chat_dict(obj: dict) -> ParsedResponse | None:
+    """``_parse_chat`` for the common plain-dict completion: one text choice, no refusal, tool calls or logprobs.
+
+    Returns ``None`` (caller falls back to ``_parse_chat``) for anything else; same result as ``_parse_chat``.
+    """
+    choices = obj.get("choices")
+    if type(choices) is not list or len(choices) != 1:
+        return None
+    choice = choices[0]
+    if type(choice) is not dict or choice.get("logprobs") is not None:
+        return None
+    message = choice.get("message")
+    if type(message) is not dict:
+        return None
+    content = message.get("content")
+    role = message.get("role")
+    if type(content) is not str or (role is not None and type(role) is not str):
+        return None
+    refusal = message.get("refusal")
+    if refusal is not None and (type(refusal) is not str or refusal):
+        return None
+    tool_calls = message.get("tool_calls")
+    if tool_calls is not None and (type(tool_calls) is not list or tool_calls):
+        return None
+    if message.get("function_call") is not None:
+        return None
+    raw = choice.get("finish_reason")
+    if raw is None:
+        finish_reasons: list[str] = []
+        mapped = "error"
+    elif type(raw) is str:
+        finish_reasons = [raw] if raw else []
+        mapped = _FINISH_MAP.get(raw) or map_finish_reason(raw)
+    else:
+        return None
+    model = obj.get("model")
+    response_id = obj.get("id")
+    input_tokens, output_tokens, cache_read, cache_creation, reasoning = _openai_usage(obj.get("usage"))
+    return ParsedResponse(  # positional: keyword arguments make the dataclass __init__ about twice as slow
+        "openai",
+        "chat",
+        model if type(model) is str else _str(model),
+        response_id if type(response_id) is str else _str(response_id),
+        finish_reasons,
+        input_tokens,
+        output_tokens,
+        cache_read,
+        cache_creation,
+        reasoning,
+        content,
+        [{"role": role or "assistant", "parts": [{"type": "text", "content": content}], "finish_reason": mapped}],
+        None,
     )
+
+
+def _parse_completion(obj: Any) -> ParsedResponse:
+    res = ParsedResponse("openai", "text_completion", _get_str(obj, "model"), _get_str(obj, "id"))
     messages = []
     for i, choice in enumerate(_list(_get(obj, "choices")) or ()):
-        raw = _str(_get(choice, "finish_reason"))
+        raw = _get_str(choice, "finish_reason")
         if raw:
             res.finish_reasons.append(raw)
-        text = _str(_get(choice, "text"))
+        text = _get_str(choice, "text")
         parts = [_text_part(text)] if text is not None else []
         messages.append({"role": "assistant", "parts": parts, "finish_reason": map_finish_reason(raw)})
         if i == 0:
@@ -769,7 +1078,7 @@ def _parse_completion(obj: Any) -> ParsedResponse:
 
 
 def _parse_embeddings(obj: Any) -> ParsedResponse:
-    res = ParsedResponse(provider=None, operation="embeddings", response_model=_str(_get(obj, "model")))
+    res = ParsedResponse(provider=None, operation="embeddings", response_model=_get_str(obj, "model"))
     usage = _get(obj, "usage")
     res.input_tokens = _int(_get(usage, "prompt_tokens"))
     if res.input_tokens is None:
@@ -791,18 +1100,13 @@ def _responses_finish(status: str | None, incomplete_reason: str | None, has_too
 
 
 def _parse_responses_api(obj: Any) -> ParsedResponse:
-    res = ParsedResponse(
-        provider="openai",
-        operation="chat",
-        response_model=_str(_get(obj, "model")),
-        response_id=_str(_get(obj, "id")),
-    )
+    res = ParsedResponse("openai", "chat", _get_str(obj, "model"), _get_str(obj, "id"))
     parts: list[dict] = []
     texts: list[str] = []
     logprobs: list[float] = []
     has_tool_call = False
     for item in _list(_get(obj, "output")) or ():
-        kind = _str(_get(item, "type"))
+        kind = _get_str(item, "type")
         if kind == "message":
             for block in _list(_get(item, "content")) or ():
                 part = _content_part(block)
@@ -821,8 +1125,8 @@ def _parse_responses_api(obj: Any) -> ParsedResponse:
             if part["type"] == "reasoning" and not part["content"]:
                 continue  # encrypted / summary-less reasoning carries nothing readable
             parts.append(part)
-    status = _str(_get(obj, "status"))
-    reason = _str(_get(_get(obj, "incomplete_details"), "reason"))
+    status = _get_str(obj, "status")
+    reason = _get_str(_get(obj, "incomplete_details"), "reason")
     raw, mapped = _responses_finish(status, reason, has_tool_call)
     if raw:
         res.finish_reasons.append(raw)
@@ -834,15 +1138,10 @@ def _parse_responses_api(obj: Any) -> ParsedResponse:
 
 
 def _parse_anthropic(obj: Any) -> ParsedResponse:
-    res = ParsedResponse(
-        provider="anthropic",
-        operation="chat",
-        response_model=_str(_get(obj, "model")),
-        response_id=_str(_get(obj, "id")),
-    )
+    res = ParsedResponse("anthropic", "chat", _get_str(obj, "model"), _get_str(obj, "id"))
     parts = _content_parts(_get(obj, "content"))
     texts = [p["content"] for p in parts if p.get("type") == "text"]
-    raw = _str(_get(obj, "stop_reason"))
+    raw = _get_str(obj, "stop_reason")
     if raw:
         res.finish_reasons.append(raw)
     res.output_messages = [{"role": "assistant", "parts": parts, "finish_reason": map_finish_reason(raw)}]
@@ -926,16 +1225,17 @@ class _StreamAcc:
     # -- dispatch ----------------------------------------------------------------------------------------------------
 
     def feed(self, chunk: Any) -> None:
-        if isinstance(chunk, str):
-            self.plain.append(chunk)
-            return
-        if chunk is None or isinstance(chunk, _SCALARS):
-            return
-        kind = _str(_get(chunk, "type"))
+        if type(chunk) is not dict:
+            if isinstance(chunk, str):
+                self.plain.append(chunk)
+                return
+            if chunk is None or isinstance(chunk, _SCALARS):
+                return
+        kind = _get_str(chunk, "type")
         if kind == "chunk":  # openai.lib ChatCompletionStreamManager's ChunkEvent wraps the raw chunk
             chunk = _get(chunk, "chunk")
             kind = None
-        object_type = _str(_get(chunk, "object"))
+        object_type = _get_str(chunk, "object")
         if object_type in ("chat.completion.chunk", "text_completion") or (
             kind is None and _list(_get(chunk, "choices")) is not None
         ):
@@ -956,56 +1256,73 @@ class _StreamAcc:
     # -- OpenAI chat -------------------------------------------------------------------------------------------------
 
     def _chat(self, chunk: Any) -> None:
-        self.id = self.id or _str(_get(chunk, "id"))
-        self.model = self.model or _str(_get(chunk, "model"))
-        usage = _get(chunk, "usage")
+        # Hot loop (once per streamed token): ``_getter`` is a dict's own ``get``, and ``None`` (what most fields of
+        # most chunks hold) skips the ``_str`` call.
+        get = _getter(chunk)
+        self.id = self.id or _str(get("id"))
+        self.model = self.model or _str(get("model"))
+        usage = get("usage")
         if usage is not None:
             self.usage = usage
-        for choice in _list(_get(chunk, "choices")) or ():
-            index = _int(_get(choice, "index")) or 0
+        for choice in _list(get("choices")) or ():
+            cget = _getter(choice)
+            index = _int(cget("index")) or 0
             acc = self.choices.get(index)
             if acc is None:
                 acc = self.choices[index] = _ChatChoiceAcc()
-            finish = _str(_get(choice, "finish_reason"))
-            if finish:
-                acc.finish_reason = finish
-            entries = _list(_get(_get(choice, "logprobs"), "content"))
-            if entries:
-                acc.logprobs.extend(_logprobs(entries) or ())
-            text = _str(_get(choice, "text"))  # legacy completions stream
-            if text:
-                acc.text.append(text)
-            delta = _get(choice, "delta")
+            finish = cget("finish_reason")
+            if finish is not None:
+                finish = _str(finish)
+                if finish:
+                    acc.finish_reason = finish
+            logprobs = cget("logprobs")
+            if logprobs is not None:
+                entries = _list(_get(logprobs, "content"))
+                if entries:
+                    acc.logprobs.extend(_logprobs(entries) or ())
+            text = cget("text")  # legacy completions stream
+            if text is not None:
+                text = _str(text)
+                if text:
+                    acc.text.append(text)
+            delta = cget("delta")
             if delta is None:
                 continue
-            acc.role = acc.role or _str(_get(delta, "role"))
-            content = _str(_get(delta, "content"))
-            if content:
-                acc.text.append(content)
-            refusal = _str(_get(delta, "refusal"))
-            if refusal:
-                acc.refusal.append(refusal)
-            for call in _list(_get(delta, "tool_calls")) or ():
-                call_index = _int(_get(call, "index"))
-                if call_index is None:
-                    call_index = len(acc.tool_calls)
-                slot = acc.tool_calls.setdefault(call_index, {"id": None, "name": None, "args": []})
-                slot["id"] = slot["id"] or _str(_get(call, "id"))
-                function = _get(call, "function")
-                slot["name"] = slot["name"] or _str(_get(function, "name"))
-                arguments = _str(_get(function, "arguments"))
-                if arguments:
-                    slot["args"].append(arguments)
-            function_call = _get(delta, "function_call")
+            dget = _getter(delta)
+            acc.role = acc.role or _str(dget("role"))
+            content = dget("content")
+            if content is not None:
+                content = _str(content)
+                if content:
+                    acc.text.append(content)
+            refusal = dget("refusal")
+            if refusal is not None:
+                refusal = _str(refusal)
+                if refusal:
+                    acc.refusal.append(refusal)
+            tool_calls = dget("tool_calls")
+            if tool_calls is not None:
+                for call in _list(tool_calls) or ():
+                    call_index = _int(_get(call, "index"))
+                    if call_index is None:
+                        call_index = len(acc.tool_calls)
+                    slot = acc.tool_calls.setdefault(call_index, {"id": None, "name": None, "args": []})
+                    slot["id"] = slot["id"] or _get_str(call, "id")
+                    function = _get(call, "function")
+                    slot["name"] = slot["name"] or _get_str(function, "name")
+                    arguments = _get_str(function, "arguments")
+                    if arguments:
+                        slot["args"].append(arguments)
+            function_call = dget("function_call")
             if function_call is not None:
                 slot = acc.tool_calls.setdefault(-1, {"id": None, "name": None, "args": []})
-                slot["name"] = slot["name"] or _str(_get(function_call, "name"))
-                arguments = _str(_get(function_call, "arguments"))
+                slot["name"] = slot["name"] or _get_str(function_call, "name")
+                arguments = _get_str(function_call, "arguments")
                 if arguments:
                     slot["args"].append(arguments)
 
     def _chat_result(self) -> ParsedResponse:
-        res = ParsedResponse(provider="openai", operation=self.kind, response_model=self.model, response_id=self.id)
+        res = ParsedResponse("openai", self.kind, self.model, self.id)
         messages = []
         for index in sorted(self.choices):
             acc = self.choices[index]
@@ -1036,7 +1353,7 @@ class _StreamAcc:
         elif kind in ("response.created", "response.in_progress", "response.queued"):
             self.started_response = _get(event, "response") or self.started_response
         elif kind == "response.output_text.delta":
-            delta = _str(_get(event, "delta"))
+            delta = _get_str(event, "delta")
             if delta:
                 self.text_deltas.append(delta)
             self.delta_logprobs.extend(_logprobs(_get(event, "logprobs")) or ())
@@ -1050,8 +1367,8 @@ class _StreamAcc:
         else:  # stream cut short: rebuild what we can
             started = self.started_response
             res = _parse_responses_api({"output": [self.done_items[i] for i in sorted(self.done_items)]})
-            res.response_model = _str(_get(started, "model"))
-            res.response_id = _str(_get(started, "id"))
+            res.response_model = _get_str(started, "model")
+            res.response_id = _get_str(started, "id")
             res.finish_reasons = []
             if not self.done_items and self.text_deltas:
                 res.output_messages = [
@@ -1068,42 +1385,42 @@ class _StreamAcc:
     def _anthropic(self, event: Any, kind: str) -> None:
         if kind == "message_start":
             message = _get(event, "message")
-            self.id = _str(_get(message, "id")) or self.id
-            self.model = _str(_get(message, "model")) or self.model
+            self.id = _get_str(message, "id") or self.id
+            self.model = _get_str(message, "model") or self.model
             self.start_usage = _get(message, "usage")
         elif kind == "content_block_start":
             block = _get(event, "content_block")
             index = _int(_get(event, "index"))
             if index is None:
                 index = len(self.blocks)
-            block_type = _str(_get(block, "type")) or ""
+            block_type = _get_str(block, "type") or ""
             slot: dict[str, Any] = {"type": block_type, "block": block, "text": [], "json": [], "thinking": []}
-            initial = _str(_get(block, "text"))
+            initial = _get_str(block, "text")
             if initial:
                 slot["text"].append(initial)
             self.blocks[index] = slot
         elif kind == "content_block_delta":
             index = _int(_get(event, "index")) or 0
             delta = _get(event, "delta")
-            delta_type = _str(_get(delta, "type"))
+            delta_type = _get_str(delta, "type")
             slot = self.blocks.setdefault(
                 index, {"type": "text", "block": None, "text": [], "json": [], "thinking": []}
             )
             if delta_type == "text_delta":
                 self.raw_text_seen = True
-                text = _str(_get(delta, "text"))
+                text = _get_str(delta, "text")
                 if text:
                     slot["text"].append(text)
             elif delta_type == "input_json_delta":
-                partial = _str(_get(delta, "partial_json"))
+                partial = _get_str(delta, "partial_json")
                 if partial:
                     slot["json"].append(partial)
             elif delta_type == "thinking_delta":
-                thinking = _str(_get(delta, "thinking"))
+                thinking = _get_str(delta, "thinking")
                 if thinking:
                     slot["thinking"].append(thinking)
         elif kind == "message_delta":
-            reason = _str(_get(_get(event, "delta"), "stop_reason"))
+            reason = _get_str(_get(event, "delta"), "stop_reason")
             if reason:
                 self.stop_reason = reason
             usage = _get(event, "usage")
@@ -1114,7 +1431,7 @@ class _StreamAcc:
             if message is not None:
                 self.final_message = message
         elif kind == "text":  # SDK MessageStream TextEvent, duplicates the raw text_delta when both are present
-            text = _str(_get(event, "text"))
+            text = _get_str(event, "text")
             if text:
                 self.sdk_text.append(text)
 
@@ -1124,7 +1441,7 @@ class _StreamAcc:
             if res.output_text is None and self.sdk_text:
                 res.output_text = "".join(self.sdk_text)
             return res
-        res = ParsedResponse(provider="anthropic", operation="chat", response_model=self.model, response_id=self.id)
+        res = ParsedResponse("anthropic", "chat", self.model, self.id)
         parts: list[dict] = []
         texts: list[str] = []
         for index in sorted(self.blocks):

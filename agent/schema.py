@@ -161,7 +161,8 @@ ORDER BY (ServiceName, RequestModel, toDateTime(Timestamp))
 SETTINGS index_granularity=8192, ttl_only_drop_parts = 1"""
 
 # Attribute extraction for llm_calls. Provider falls back to the deprecated gen_ai.system for legacy
-# emitters; token counts are NULL (not 0) when the span does not carry them.
+# emitters; RequestModel falls back to the response model when the request did not name one (so
+# per-model panels have no blank row); token counts are NULL (not 0) when the span does not carry them.
 LLM_CALLS_MV_DDL = """CREATE MATERIALIZED VIEW IF NOT EXISTS "{db}"."{table}" {cluster}
 TO "{db}"."{dst}"
 AS SELECT
@@ -174,7 +175,8 @@ AS SELECT
     if(SpanAttributes['gen_ai.provider.name'] != '', SpanAttributes['gen_ai.provider.name'],
        SpanAttributes['gen_ai.system']) AS Provider,
     SpanAttributes['gen_ai.operation.name'] AS Operation,
-    SpanAttributes['gen_ai.request.model'] AS RequestModel,
+    if(SpanAttributes['gen_ai.request.model'] != '', SpanAttributes['gen_ai.request.model'],
+       SpanAttributes['gen_ai.response.model']) AS RequestModel,
     SpanAttributes['gen_ai.response.model'] AS ResponseModel,
     SpanAttributes['llmpulse.model.version'] AS ModelVersion,
     SpanAttributes['llmpulse.model.base'] AS BaseModel,

@@ -1145,3 +1145,120 @@ async def test_async_anthropic_message_and_stream() -> None:
     ) as helper:
         events = [event async for event in helper]
     check_anthropic_stream(parse_stream(events))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Fast paths agree with the general paths
+# --------------------------------------------------------------------------------------------------------------------
+# Plain dicts take shortcuts (parse_request runs only the steps for keys present, chat.completion dicts skip the
+# generic walk, stream chunks use dict.get); a read-only mapping proxy of the same data takes the general path.
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Capital of France?"}], "temperature": 0.2},
+        {
+            "messages": [
+                {"role": "tool", "content": "18C"},
+                {"role": "developer", "content": "d"},
+                {"role": "", "content": ""},
+            ]
+        },
+        {"model": "gpt-4o", "messages": "hi", "prompt": "p", "temperature": 1, "stop": ("a", 3), "n": 2.0},
+        {"model": "m", "prompt": ["a", "b"], "input": "x", "max_completion_tokens": 9, "max_tokens": "x", "seed": 3.0},
+        {
+            "model": "text-embed",
+            "input": ["a"],
+            "text": {"format": {"type": "text"}, "verbosity": "low"},
+            "verbosity": "high",
+        },
+        {"temperature": 10**400, "top_p": 0.5, "max_tokens": 5},  # float() overflows: both stop at the same step
+        {
+            "model": "claude-x",
+            "system": "s",
+            "instructions": "i",
+            "thinking": {"type": "enabled"},
+            "tool_choice": "auto",
+        },
+        {"reasoning": {"effort": "low"}, "output_config": {"effort": "high"}, "conversation": "conv_1", "store": True},
+        {5: "non-str key", "model": "o3", "messages": [None, "s", {"role": "user", "content": ["t"], "name": "n"}]},
+    ],
+)
+def test_parse_request_dict_fast_path_matches_general_path(kwargs: dict[str, Any]) -> None:
+    from types import MappingProxyType
+
+    fast = parse_request(kwargs)
+    assert repr(fast) == repr(parse_request(MappingProxyType(kwargs)))  # repr: types and key order match too
+    for key in reversed(list(kwargs)):  # key order in the dict does not change the order of the steps
+        shuffled = {key: kwargs[key], **kwargs}
+        assert repr(parse_request(shuffled)) == repr(fast)
+
+
+def _chat_body(message: dict[str, Any], **choice: Any) -> dict[str, Any]:
+    return {
+        "id": "c1",
+        "object": "chat.completion",
+        "model": "gpt-4o-mini",
+        "choices": [{"index": 0, "message": message, **choice}],
+        "usage": {"prompt_tokens": 14, "completion_tokens": 7, "prompt_tokens_details": {"cached_tokens": 2}},
+    }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _chat_body({"role": "assistant", "content": "Paris."}, finish_reason="stop"),
+        _chat_body({"role": "", "content": "", "refusal": "", "tool_calls": []}, finish_reason=""),
+        _chat_body({"role": None, "content": "x", "refusal": None, "function_call": None}, finish_reason=None),
+        _chat_body({"role": "assistant", "content": "x"}, finish_reason="STOP", logprobs=None),
+        _chat_body({"role": "assistant", "content": "x"}, finish_reason="brand_new"),
+        _chat_body({"role": "assistant", "content": "x", "refusal": "no"}, finish_reason="stop"),
+        _chat_body({"role": "assistant", "content": "x"}, finish_reason=5),
+        _chat_body({"role": "assistant", "content": "x"}, logprobs={"content": [{"logprob": -0.5}]}),
+        _chat_body({"role": 3, "content": [{"type": "text", "text": "a"}]}),
+        {**_chat_body({"content": "x"}), "usage": {"input_tokens": 3, "output_tokens": 4}, "model": 7},
+        {**_chat_body({"content": "x"}), "usage": None},
+        {"object": "chat.completion", "choices": [{"message": {"content": "a"}}, {"message": {"content": "b"}}]},
+    ],
+)
+def test_parse_response_chat_dict_fast_path_matches_general_path(body: dict[str, Any]) -> None:
+    from types import MappingProxyType
+
+    assert repr(parse_response(body)) == repr(parse_response(MappingProxyType(body)))
+
+
+@pytest.mark.parametrize("fixture", ["openai_chat_stream.sse", "openai_chat_stream_tool_call.sse"])
+def test_parse_stream_dict_chunks_match_general_path(fixture: str) -> None:
+    from types import MappingProxyType
+
+    events = sse_events(fixture)
+    assert repr(parse_stream(events)) == repr(parse_stream([MappingProxyType(e) for e in events]))
+
+
+def test_pydantic_models_read_like_getattr() -> None:
+    """SDK objects are pydantic models; missing keys are resolved without pydantic's raise-and-catch."""
+    pydantic = pytest.importorskip("pydantic")
+
+    class Loose(pydantic.BaseModel):  # undeclared fields land in __pydantic_extra__
+        model_config = pydantic.ConfigDict(extra="allow")
+        id: str | None = None
+
+    class WithProperty(Loose):
+        @property
+        def object(self) -> str:
+            return "chat.completion"
+
+    class WithHook(Loose):
+        def __getattr__(self, item: str) -> Any:
+            return "chat.completion" if item == "object" else super().__getattr__(item)
+
+    choices = [{"message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]
+    extra = parse_response(Loose(id="c1", object="chat.completion", model="m", choices=choices))
+    assert extra is not None
+    assert (extra.response_id, extra.response_model, extra.output_text) == ("c1", "m", "hi")
+    assert parse_response(Loose(id="c1")) is None  # nothing declared, nothing extra: not recognised
+    prop = parse_response(WithProperty(choices=choices))
+    assert prop is not None and prop.output_text == "hi"
+    hooked = parse_response(WithHook(choices=choices))
+    assert hooked is not None and hooked.output_text == "hi"
