@@ -7,13 +7,15 @@ shared/reference/standards.md section 2.1), so our rows and a collector's rows a
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
+
+from . import _json
 from .dsn import StoreTarget
 from .enrich import FinishedSpan
 from .prices import PriceTable
@@ -82,21 +84,16 @@ FEEDBACK_COLUMNS = [
     "Source",
     "Attributes",
 ]
-FEEDBACK_TYPES = [
-    "DateTime64(3)",
-    "String",
-    "String",
-    "String",
-    "LowCardinality(String)",
-    "LowCardinality(String)",
-    "Nullable(Float64)",
-    "LowCardinality(String)",
-    "String",
-    "String",
-    "LowCardinality(String)",
-    "Map(LowCardinality(String), String)",
-]
-TYPES = {"otel_traces": TRACE_TYPES, "feedback": FEEDBACK_TYPES}
+TRACE_ROW_COLUMNS = [c for c in TRACE_COLUMNS if c != "TraceState" and not c.startswith("Links.")]  # rest default
+# Read typed JSON attribute values as their JSON text, so Map(String, String) gets the collector's strings.
+INSERT_SETTINGS = {
+    "async_insert": 0,
+    "deduplicate_blocks_in_dependent_materialized_views": 1,
+    "input_format_json_read_numbers_as_strings": 1,
+    "input_format_json_read_bools_as_strings": 1,
+    "input_format_json_read_arrays_as_strings": 1,
+    "input_format_json_read_objects_as_strings": 1,
+}
 
 
 def attribute_string(value: Any) -> str:
@@ -107,51 +104,120 @@ def attribute_string(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return _json.dumps(value)
 
 
 def _stringify(attributes: Mapping[str, Any]) -> dict[str, str]:
     return {key: value if type(value) is str else attribute_string(value) for key, value in attributes.items()}
 
 
+_EMPTY: list[Any] = []  # shared, never mutated
+
+
 def new_token() -> str:
     return uuid.uuid4().hex
+
+
+def _datetime64(ns: int) -> str:
+    """A DateTime64(9) value as JSONEachRow reads it exactly: seconds, a dot, nine digits."""
+    return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
+
+
+_ROW_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+
+
+def _row_bytes(row: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(row, default=str, option=_ROW_OPTIONS)
+    except (TypeError, orjson.JSONEncodeError):  # e.g. an integer beyond 64 bits: the slow, total path
+        return (_json.dumps({k: _plain(v) for k, v in row.items()}) + "\n").encode()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): attribute_string(v) for k, v in value.items()}
+    return value
 
 
 def spans_to_batch(
     spans: Iterable[FinishedSpan], *, service_name: str, resource: Mapping[str, str], scope_version: str
 ) -> Batch:
-    """Pivot finished spans into the exporter's column order (one list per column)."""
-    columns: list[list[Any]] = [[] for _ in TRACE_COLUMNS]
-    (ts, trace, span_id, parent, state, name, kind, service, res, scope, scope_ver, attrs, dur, status, message,
-     ev_ts, ev_name, ev_attrs, l_trace, l_span, l_state, l_attrs) = columns  # fmt: skip
+    """Serialize finished spans as ``otel_traces`` rows in JSONEachRow (orjson, in C).
+
+    Attribute values stay typed in the JSON; the insert settings make ClickHouse store numbers, bools,
+    arrays and objects as their JSON text, which is the collector's ``AsString()`` form. The engine parses
+    the rows with the GIL released, so the export thread keeps enriching meanwhile.
+    """
     resource_map = dict(resource)
+    lines = []
     count = 0
     for span in spans:
         count += 1
-        ts.append(span.start_ns)
-        trace.append(f"{span.trace_id:032x}")
-        span_id.append(f"{span.span_id:016x}")
-        parent.append(f"{span.parent_id:016x}" if span.parent_id else "")
-        state.append("")
-        name.append(span.name)
-        kind.append(span.kind)
-        service.append(service_name)
-        res.append(resource_map)
-        scope.append("llmpulse")
-        scope_ver.append(scope_version)
-        attrs.append(_stringify(span.attributes))
-        dur.append(max(span.end_ns - span.start_ns, 0))
-        status.append(span.status_code)
-        message.append(span.status_message)
-        ev_ts.append([e[0] for e in span.events])
-        ev_name.append([e[1] for e in span.events])
-        ev_attrs.append([_stringify(e[2]) for e in span.events])
-        l_trace.append([])
-        l_span.append([])
-        l_state.append([])
-        l_attrs.append([])
-    return Batch("otel_traces", list(TRACE_COLUMNS), columns, new_token(), count)
+        events = span.events
+        lines.append(
+            _row_bytes(
+                {
+                    "Timestamp": _datetime64(span.start_ns),
+                    "TraceId": f"{span.trace_id:032x}",
+                    "SpanId": f"{span.span_id:016x}",
+                    "ParentSpanId": f"{span.parent_id:016x}" if span.parent_id else "",
+                    "SpanName": span.name,
+                    "SpanKind": span.kind,
+                    "ServiceName": service_name,
+                    "ResourceAttributes": resource_map,
+                    "ScopeName": "llmpulse",
+                    "ScopeVersion": scope_version,
+                    "SpanAttributes": span.attributes,
+                    "Duration": max(span.end_ns - span.start_ns, 0),
+                    "StatusCode": span.status_code,
+                    "StatusMessage": span.status_message,
+                    "Events.Timestamp": [_datetime64(e[0]) for e in events] if events else _EMPTY,
+                    "Events.Name": [e[1] for e in events] if events else _EMPTY,
+                    "Events.Attributes": [e[2] for e in events] if events else _EMPTY,
+                }
+            )
+        )
+    return Batch("otel_traces", TRACE_ROW_COLUMNS, b"".join(lines), new_token(), count)
+
+
+def spans_to_columns(
+    spans: Iterable[FinishedSpan], *, service_name: str, resource: Mapping[str, str], scope_version: str
+) -> list[list[Any]]:
+    """The same rows pivoted for clickhouse-connect's column-oriented ``insert`` (attribute values as strings).
+
+    The pipeline itself sends JSONEachRow; this form is the baseline in ``bench/ingest.py`` and a
+    convenience for users who insert spans themselves.
+    """
+    columns: list[list[Any]] = [[] for _ in TRACE_COLUMNS]
+    resource_map = dict(resource)
+    for span in spans:
+        values = (
+            span.start_ns,
+            f"{span.trace_id:032x}",
+            f"{span.span_id:016x}",
+            f"{span.parent_id:016x}" if span.parent_id else "",
+            "",
+            span.name,
+            span.kind,
+            service_name,
+            resource_map,
+            "llmpulse",
+            scope_version,
+            _stringify(span.attributes),
+            max(span.end_ns - span.start_ns, 0),
+            span.status_code,
+            span.status_message,
+            [e[0] for e in span.events],
+            [e[1] for e in span.events],
+            [_stringify(e[2]) for e in span.events],
+            [],
+            [],
+            [],
+            [],
+        )
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    return columns
 
 
 @dataclass
@@ -172,30 +238,27 @@ class FeedbackRecord:
 
 
 def feedback_to_batch(records: Iterable[FeedbackRecord], *, service_name: str) -> Batch:
-    columns: list[list[Any]] = [[] for _ in FEEDBACK_COLUMNS]
-    count = 0
+    lines = []
     for r in records:
-        count += 1
-        for column, value in zip(
-            columns,
-            (
-                r.timestamp_ms,
-                r.feedback_id,
-                r.trace_id,
-                r.span_id,
-                service_name,
-                r.name,
-                r.score,
-                r.label,
-                r.comment,
-                r.user_id,
-                r.source,
-                r.attributes,
-            ),
-            strict=True,
-        ):
-            column.append(value)
-    return Batch("feedback", list(FEEDBACK_COLUMNS), columns, new_token(), count)
+        lines.append(
+            _row_bytes(
+                {
+                    "Timestamp": f"{r.timestamp_ms // 1000}.{r.timestamp_ms % 1000:03d}",
+                    "FeedbackId": r.feedback_id,
+                    "TraceId": r.trace_id,
+                    "SpanId": r.span_id,
+                    "ServiceName": service_name,
+                    "Name": r.name,
+                    "Score": r.score,
+                    "Label": r.label,
+                    "Comment": r.comment,
+                    "UserId": r.user_id,
+                    "Source": r.source,
+                    "Attributes": r.attributes,
+                }
+            )
+        )
+    return Batch("feedback", FEEDBACK_COLUMNS, b"".join(lines), new_token(), len(lines))
 
 
 PRICE_COLUMNS = [
@@ -261,18 +324,12 @@ class ClickHouseWriter:
         """Insert column-oriented; the batch token makes a repeated insert of the same batch a no-op."""
         self.connect()
         try:
-            self._client.insert(
-                batch.table,
-                batch.data,
+            self._client.raw_insert(
+                f"{self.schema.database}.{batch.table}",
                 column_names=batch.columns,
-                column_type_names=TYPES.get(batch.table),
-                database=self.schema.database,
-                column_oriented=True,
-                settings={
-                    "insert_deduplication_token": batch.token,
-                    "async_insert": 0,
-                    "deduplicate_blocks_in_dependent_materialized_views": 1,
-                },
+                insert_block=batch.payload,
+                fmt="JSONEachRow",
+                settings={**INSERT_SETTINGS, "insert_deduplication_token": batch.token},
             )
         except BaseException:
             if not self.target.embedded:

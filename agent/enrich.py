@@ -7,16 +7,16 @@ conventions. Pure computation: no I/O, so it is unit-testable without a store.
 
 from __future__ import annotations
 
-import json
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import _json
 from . import semconv as sc
 from .prices import PriceTable
 from .providers import ParsedRequest, ParsedResponse, parse_request, parse_response, parse_stream
-from .redaction import Redaction
+from .redaction import Redaction, may_hold_secret
 from .spans import SpanRecord
 
 MAX_CONTENT_CHARS = 100_000
@@ -90,7 +90,7 @@ def _text(value: Any) -> str:
     if isinstance(value, str):
         return value
     try:
-        return json.dumps(value, ensure_ascii=False, default=str)
+        return _json.dumps(value)
     except (TypeError, ValueError):
         return repr(value)
 
@@ -125,7 +125,15 @@ _TEXT_FIELDS = frozenset({"content", "arguments", "response", "text", "result", 
 
 
 def _redact_json(value: Any, redaction: Redaction) -> str:
-    """Redact the free-text fields inside semconv messages, then serialize them."""
+    """Serialize semconv messages with their free-text fields redacted.
+
+    Fast path: with only the built-in rules, serialize first and scan the JSON once; only text that may
+    hold a secret takes the field-by-field walk.
+    """
+    if redaction.builtin_only:
+        text = _json.dumps(value)
+        if not may_hold_secret(text):
+            return _clip(text)
 
     def walk(node: Any) -> Any:
         kind = type(node)
@@ -140,7 +148,7 @@ def _redact_json(value: Any, redaction: Redaction) -> str:
             return walk(dict(node))
         return node
 
-    return _clip(json.dumps(walk(value), ensure_ascii=False, default=str))
+    return _clip(_json.dumps(walk(value)))
 
 
 _CONTAINERS = (dict, list, tuple)
@@ -184,6 +192,12 @@ def _is_llm(kind: str, fields: Mapping[str, Any], req: ParsedRequest | None, res
     return resp is not None and bool(
         resp.response_model or resp.response_id or resp.input_tokens is not None or resp.output_tokens is not None
     )
+
+
+def _without_none(attrs: dict[str, Any]) -> dict[str, Any]:
+    for key in [k for k, v in attrs.items() if v is None]:
+        del attrs[key]
+    return attrs
 
 
 def _exception_event(exc: BaseException, at_ns: int) -> tuple[int, str, dict[str, Any]]:
@@ -262,7 +276,7 @@ def enrich(record: SpanRecord, ctx: EnrichContext) -> FinishedSpan:
         kind=kind,
         start_ns=record.start_ns,
         end_ns=record.end_ns,
-        attributes={k: v for k, v in attrs.items() if v is not None},
+        attributes=_without_none(attrs),
         status_code=status_code,
         status_message=status_message,
         events=events,
@@ -310,7 +324,7 @@ def _llm_attributes(
     if req.choice_count is not None and req.choice_count != 1:
         attrs[sc.GEN_AI_REQUEST_CHOICE_COUNT] = req.choice_count
     if req.extra_params:
-        attrs[sc.REQUEST_PARAMS] = json.dumps(req.extra_params, sort_keys=True, default=str)
+        attrs[sc.REQUEST_PARAMS] = _json.dumps(dict(sorted(req.extra_params.items())))
     if record.chunks is not None:
         attrs[sc.GEN_AI_REQUEST_STREAM] = True
         if record.first_chunk_ns:
@@ -372,7 +386,7 @@ def _capture(
             if resp.output_text:
                 attrs[sc.OUTPUT_TEXT] = _clip(redaction(resp.output_text))
             if resp.token_logprobs:
-                attrs[sc.TOKEN_LOGPROBS] = json.dumps([round(x, 4) for x in resp.token_logprobs[:4096]])
+                attrs[sc.TOKEN_LOGPROBS] = _json.dumps([round(x, 4) for x in resp.token_logprobs[:4096]])
         return
     if arguments:
         shown = {k: v for k, v in arguments.items() if k != opts.context_arg}

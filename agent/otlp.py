@@ -6,7 +6,6 @@ over as SDK ``ReadableSpan`` objects, so the official ``OTLPSpanExporter`` does 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,6 +15,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
+from . import _json
 from . import semconv as sc
 from .enrich import FinishedSpan
 
@@ -35,7 +35,7 @@ def _otel_value(value: Any) -> Any:
         return value
     if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
         return list(value)
-    return json.dumps(value, ensure_ascii=False, default=str)
+    return _json.dumps(value)
 
 
 def _attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:

@@ -38,7 +38,8 @@ _MARKERS = ("sk-", "AIza", "AKIA", "ghp_", "gho_", "ghs_", "ghu_", "github_pat_"
 _LOWER_MARKERS = ("bearer", "key", "secret", "passw", "token")
 
 
-def _may_hold_secret(text: str) -> bool:
+def may_hold_secret(text: str) -> bool:
+    """False when no built-in rule can match (a few substring scans); True means: run the rules."""
     for marker in _MARKERS:
         if marker in text:
             return True
@@ -48,7 +49,7 @@ def _may_hold_secret(text: str) -> bool:
 
 def redact_builtin(text: str) -> str:
     """Remove API keys, secrets in key=value form, and e-mail addresses."""
-    if not text or not _may_hold_secret(text):
+    if not text or not may_hold_secret(text):
         return text
     for pattern in _KEY_PATTERNS:
         text = pattern.sub(REDACTED_KEY, text)
@@ -61,6 +62,7 @@ class Redaction:
 
     def __init__(self, hooks: Iterable[Redactor] = (), *, builtin: bool = True) -> None:
         self._steps: tuple[Redactor, ...] = ((redact_builtin,) if builtin else ()) + tuple(hooks)
+        self.builtin_only = builtin and len(self._steps) == 1
 
     def __call__(self, text: str) -> str:
         for step in self._steps:

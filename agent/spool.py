@@ -1,6 +1,6 @@
 """A size-capped on-disk spool of batches that could not be written to the store.
 
-Each batch is one JSON file, written to a temporary name and renamed into place, so a process killed
+Each batch is one file (a JSON header line, then the JSONEachRow rows), written to a temporary name and renamed into place, so a process killed
 mid-write (even SIGKILL) leaves either the whole batch or nothing. File names sort in write order
 (nanosecond clock, then pid and a sequence number), so replay preserves order across restarts and
 across processes sharing one spool directory. Every batch carries the insert deduplication token it
@@ -9,14 +9,13 @@ was first tried with, so a batch replayed after an insert whose reply was lost i
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
+from . import _json
 from ._log import logger
 
 _SUFFIX = ".batch.json"
@@ -25,11 +24,11 @@ FORMAT_VERSION = 1
 
 @dataclass
 class Batch:
-    """Column-oriented rows for one table, with the token that makes its insert idempotent."""
+    """Rows for one table (JSONEachRow bytes), with the token that makes its insert idempotent."""
 
     table: str
     columns: list[str]
-    data: list[list[Any]]  # one list per column
+    payload: bytes
     token: str
     count: int
 
@@ -80,18 +79,16 @@ class Spool:
 
     def put(self, batch: Batch) -> None:
         """Write a batch; when over the size cap, drop the oldest batches (and count their records)."""
-        payload = json.dumps(
+        header = _json.dumps_bytes(
             {
                 "format": FORMAT_VERSION,
                 "table": batch.table,
                 "columns": batch.columns,
                 "token": batch.token,
                 "count": batch.count,
-                "data": batch.data,
-            },
-            ensure_ascii=False,
-            separators=(",", ":"),
-        ).encode()
+            }
+        )
+        payload = header + b"\n" + batch.payload
         with self._lock:
             self._seq += 1
             stem = f"{time.time_ns():020d}-{os.getpid():07d}-{self._seq:08d}-{batch.table}-{batch.count}"
@@ -130,8 +127,11 @@ class Spool:
         """Read a batch; a file that cannot be parsed is moved aside and reported, never silently lost."""
         try:
             with open(path, "rb") as handle:
-                doc = json.loads(handle.read())
-            return Batch(doc["table"], doc["columns"], doc["data"], doc["token"], int(doc["count"]))
+                header, _, payload = handle.read().partition(b"\n")
+            doc = _json.loads(header)
+            if doc.get("format") != FORMAT_VERSION:
+                raise ValueError(f"unknown spool format {doc.get('format')!r}")
+            return Batch(doc["table"], doc["columns"], payload, doc["token"], int(doc["count"]))
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError):

@@ -66,6 +66,11 @@ def test_round_trip_through_chdb_and_materialized_view(configured, ch) -> None:
     assert {r[2] for r in trace} == {"Unset"} and {r[3] for r in trace} == {"test-svc"}
     assert len(trace[0][0]) == 32
     assert _count(ch, db, "otel_traces_trace_id_ts") == 1
+    stored = ch.query(f"SELECT SpanAttributes FROM {db}.otel_traces WHERE SpanKind = 'Client'").result_rows[0][0]
+    # attribute values as the collector's AsString() writes them
+    assert stored["gen_ai.usage.input_tokens"] == "1000"
+    assert stored["gen_ai.request.temperature"] == "0.7"
+    assert stored["gen_ai.response.finish_reasons"] == '["length"]'
 
 
 def test_feedback_lands_in_feedback_table(configured, ch) -> None:
@@ -165,9 +170,9 @@ def test_insert_with_same_token_is_stored_once(ch, store_dsn, database) -> None:
 
 def test_spool_cap_drops_oldest_and_counts(tmp_path) -> None:
     spool = Spool(str(tmp_path), max_bytes=1024 * 1024, fsync=False)
-    payload = ["x" * 1000] * 300
+    payload = b"x" * 300_000
     for index in range(8):
-        spool.put(Batch("otel_traces", ["a"], [payload], f"tok{index}", 300))
+        spool.put(Batch("otel_traces", ["a"], payload, f"tok{index}", 300))
     assert spool.size_bytes() <= 1024 * 1024
     assert spool.dropped_records > 0 and spool.dropped_records % 300 == 0
     tokens = [spool.load(p).token for p in spool.files()]
@@ -176,7 +181,7 @@ def test_spool_cap_drops_oldest_and_counts(tmp_path) -> None:
 
 def test_spool_quarantines_unreadable_files_and_cleans_torn_writes(tmp_path) -> None:
     spool = Spool(str(tmp_path), max_bytes=10**7, fsync=False)
-    spool.put(Batch("otel_traces", ["a"], [[1]], "t", 1))
+    spool.put(Batch("otel_traces", ["a"], b'{"a":1}\n', "t", 1))
     bad = tmp_path / "00000000000000000001-0000001-00000001-otel_traces-5.batch.json"
     bad.write_text("{not json")
     torn = tmp_path / "00000000000000000002-0000001-00000001-otel_traces-5.batch.json.999999999.tmp"
