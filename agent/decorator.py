@@ -282,23 +282,22 @@ def _wrap_coroutine(fn: Callable[..., Any], opts: ObserveOptions) -> Callable[..
 
 
 def _wrap_generator(fn: Callable[..., Any], opts: ObserveOptions) -> Callable[..., Any]:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        record = _start(opts, args, kwargs)
-        if record is None:
-            return fn(*args, **kwargs)
-        return ObservedIterator(fn(*args, **kwargs), record)
-
-    return wrapper
+    return _wrap_iterator_factory(fn, opts, ObservedIterator)
 
 
 def _wrap_async_generator(fn: Callable[..., Any], opts: ObserveOptions) -> Callable[..., Any]:
+    return _wrap_iterator_factory(fn, opts, ObservedAsyncIterator)
+
+
+def _wrap_iterator_factory(fn: Callable[..., Any], opts: ObserveOptions, proxy: type) -> Callable[..., Any]:
+    """Generator functions: the span opens at the call and ends with the iterator, via ``proxy``."""
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         record = _start(opts, args, kwargs)
         if record is None:
             return fn(*args, **kwargs)
-        return ObservedAsyncIterator(fn(*args, **kwargs), record)
+        return proxy(fn(*args, **kwargs), record)
 
     return wrapper
 
@@ -343,6 +342,14 @@ class _ObservedBase:
 
     def __repr__(self) -> str:
         return f"<observed {self._it!r}>"
+
+    def __del__(self) -> None:
+        # A stream dropped without being exhausted or closed still ends its span.
+        if not self._done:
+            try:
+                self._close("abandoned")
+            except Exception:  # never raise from a finalizer
+                pass
 
 
 class ObservedIterator(_ObservedBase):
@@ -398,13 +405,6 @@ class ObservedIterator(_ObservedBase):
             return exit_(*exc_info) if exit_ is not None else None
         finally:
             self._close("abandoned")
-
-    def __del__(self) -> None:
-        if not self._done:
-            try:
-                self._close("abandoned")
-            except Exception:  # never raise from a finalizer
-                pass
 
 
 class ObservedAsyncIterator(_ObservedBase):
@@ -465,13 +465,6 @@ class ObservedAsyncIterator(_ObservedBase):
             return await exit_(*exc_info) if exit_ is not None else None
         finally:
             self._close("abandoned")
-
-    def __del__(self) -> None:
-        if not self._done:
-            try:
-                self._close("abandoned")
-            except Exception:
-                pass
 
 
 def _snapshot(stream: Any) -> Any:
