@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,7 @@ import pytest
 from tests.conftest import PYTHON
 
 pytestmark = pytest.mark.slow
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "providers"
 
 
 def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
@@ -97,3 +101,46 @@ def test_unreachable_server_store_is_a_clear_error(tmp_path: Path, python_env) -
     result = _cli(["schema", "apply", "--dsn", "http://default:pw123@127.0.0.1:1/db"], python_env, tmp_path)
     assert result.returncode == 1
     assert "the store did not answer" in result.stderr and "pw123" not in result.stderr
+
+
+class _OpenAICompatible(BaseHTTPRequestHandler):
+    """A local OpenAI-compatible endpoint serving the recorded chat bodies (plain and SSE)."""
+
+    def do_POST(self) -> None:  # http.server names handlers this way
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.requests.append((self.path, body))  # type: ignore[attr-defined]
+        name = "openai_chat_stream.sse" if body.get("stream") else "openai_chat_completion.json"
+        payload = (FIXTURES / name).read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream" if body.get("stream") else "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_demo_against_an_openai_compatible_endpoint(tmp_path: Path, python_env) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _OpenAICompatible)
+    server.requests = []  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = _cli(
+            ["demo", "--calls", "8", "--base-url", f"http://127.0.0.1:{server.server_port}/v1", "--model", "my-model"],
+            python_env,
+            tmp_path,
+        )
+    finally:
+        server.shutdown()
+    assert result.returncode == 0, result.stderr
+    assert "OpenAI-compatible endpoint" in result.stdout and "SIMULATED" not in result.stdout
+    assert "my-model" in result.stdout
+    paths = {path for path, _ in server.requests}  # type: ignore[attr-defined]
+    assert paths == {"/v1/chat/completions"}
+    assert any(body.get("stream") for _, body in server.requests)  # type: ignore[attr-defined]
+
+
+def test_demo_base_url_needs_a_model(tmp_path: Path, python_env) -> None:
+    result = _cli(["demo", "--base-url", "http://127.0.0.1:9/v1"], python_env, tmp_path)
+    assert result.returncode != 0 and "needs --model" in result.stderr
