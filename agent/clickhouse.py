@@ -123,7 +123,7 @@ def _datetime64(ns: int) -> str:
     return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
 
 
-_ROW_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS
+_ROW_OPTIONS = orjson.OPT_APPEND_NEWLINE  # keys are str by construction; anything odd takes the fallback
 
 
 def _row_bytes(row: dict[str, Any]) -> bytes:

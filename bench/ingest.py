@@ -10,7 +10,7 @@ clickhouse-connect's ``insert`` in batches of the same size into a second databa
 schema (same views). The pipeline itself sends JSONEachRow built with orjson (``raw_insert``). Prints records/s and the ratio.
 Target: pipeline/raw >= 0.5.
 
-    python bench/ingest.py [--records 200000] [--batch-size 5000]
+    python bench/ingest.py [--records 200000] [--batch-size 5000] [--no-capture]
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--batch-size", type=int, default=5_000)
+    parser.add_argument("--no-capture", action="store_true", help="content capture off (metrics and metadata only)")
     args = parser.parse_args()
     n, batch_size = args.records, args.batch_size
 
@@ -60,6 +61,7 @@ def main() -> None:
         spool_dir=f"{store}/spool",
         service_name="ingest",
         batch_size=batch_size,
+        capture_content=not args.no_capture,
         span_exporters=[keep],
     )
 
@@ -105,7 +107,7 @@ def main() -> None:
     agent.shutdown(60)
 
     pipeline_rate, raw_rate = n / pipeline_s, n / raw_s
-    print(f"records: {n}, batch size: {batch_size}")
+    print(f"records: {n}, batch size: {batch_size}, content capture {'off' if args.no_capture else 'on'}")
     print(
         f"pipeline (calls -> queue -> enrich -> insert -> flush): {pipeline_s:6.2f} s  {pipeline_rate:10,.0f} records/s"
     )
