@@ -124,8 +124,8 @@ def _clip(text: str) -> str:
 _TEXT_FIELDS = frozenset({"content", "arguments", "response", "text", "result", "uri"})
 
 
-def _redact_json(value: Any, redaction: Redaction) -> str:
-    """Serialize semconv messages with their free-text fields redacted.
+def _redact_json(value: Any, redaction: Redaction) -> tuple[str, bool]:
+    """Serialize semconv messages with their free-text fields redacted; also say whether nothing matched.
 
     Fast path: with only the built-in rules, serialize first and scan the JSON once; only text that may
     hold a secret takes the field-by-field walk.
@@ -133,7 +133,7 @@ def _redact_json(value: Any, redaction: Redaction) -> str:
     if redaction.builtin_only:
         text = _json.dumps(value)
         if not may_hold_secret(text):
-            return _clip(text)
+            return _clip(text), True
 
     def walk(node: Any) -> Any:
         kind = type(node)
@@ -148,7 +148,7 @@ def _redact_json(value: Any, redaction: Redaction) -> str:
             return walk(dict(node))
         return node
 
-    return _clip(_json.dumps(walk(value)))
+    return _clip(_json.dumps(walk(value))), False
 
 
 _CONTAINERS = (dict, list, tuple)
@@ -300,27 +300,28 @@ def _llm_attributes(
     attrs[sc.GEN_AI_OPERATION_NAME] = operation
     attrs[sc.GEN_AI_PROVIDER_NAME] = provider
     attrs[sc.GEN_AI_REQUEST_MODEL] = model
-    for attr, value in (
-        (sc.GEN_AI_REQUEST_TEMPERATURE, req.temperature),
-        (sc.GEN_AI_REQUEST_MAX_TOKENS, req.max_tokens),
-        (sc.GEN_AI_REQUEST_TOP_P, req.top_p),
-        (sc.GEN_AI_REQUEST_TOP_K, req.top_k),
-        (sc.GEN_AI_REQUEST_FREQUENCY_PENALTY, req.frequency_penalty),
-        (sc.GEN_AI_REQUEST_PRESENCE_PENALTY, req.presence_penalty),
-        (sc.GEN_AI_REQUEST_STOP_SEQUENCES, req.stop_sequences),
-        (sc.GEN_AI_REQUEST_SEED, req.seed),
-        (sc.GEN_AI_OUTPUT_TYPE, req.output_type),
-        (sc.GEN_AI_RESPONSE_MODEL, resp.response_model),
-        (sc.GEN_AI_RESPONSE_ID, resp.response_id),
-        (sc.GEN_AI_RESPONSE_FINISH_REASONS, resp.finish_reasons or None),
-        (sc.GEN_AI_USAGE_INPUT_TOKENS, resp.input_tokens),
-        (sc.GEN_AI_USAGE_OUTPUT_TOKENS, resp.output_tokens),
-        (sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, resp.cache_read_input_tokens),
-        (sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, resp.cache_creation_input_tokens),
-        (sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, resp.reasoning_output_tokens),
-    ):
-        if value is not None:
-            attrs[attr] = value
+    # None values are dropped once, at the end of enrich()
+    attrs.update(
+        {
+            sc.GEN_AI_REQUEST_TEMPERATURE: req.temperature,
+            sc.GEN_AI_REQUEST_MAX_TOKENS: req.max_tokens,
+            sc.GEN_AI_REQUEST_TOP_P: req.top_p,
+            sc.GEN_AI_REQUEST_TOP_K: req.top_k,
+            sc.GEN_AI_REQUEST_FREQUENCY_PENALTY: req.frequency_penalty,
+            sc.GEN_AI_REQUEST_PRESENCE_PENALTY: req.presence_penalty,
+            sc.GEN_AI_REQUEST_STOP_SEQUENCES: req.stop_sequences,
+            sc.GEN_AI_REQUEST_SEED: req.seed,
+            sc.GEN_AI_OUTPUT_TYPE: req.output_type,
+            sc.GEN_AI_RESPONSE_MODEL: resp.response_model,
+            sc.GEN_AI_RESPONSE_ID: resp.response_id,
+            sc.GEN_AI_RESPONSE_FINISH_REASONS: resp.finish_reasons or None,
+            sc.GEN_AI_USAGE_INPUT_TOKENS: resp.input_tokens,
+            sc.GEN_AI_USAGE_OUTPUT_TOKENS: resp.output_tokens,
+            sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: resp.cache_read_input_tokens,
+            sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: resp.cache_creation_input_tokens,
+            sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: resp.reasoning_output_tokens,
+        }
+    )
     if req.choice_count is not None and req.choice_count != 1:
         attrs[sc.GEN_AI_REQUEST_CHOICE_COUNT] = req.choice_count
     if req.extra_params:
@@ -332,18 +333,16 @@ def _llm_attributes(
     elif req.stream:
         attrs[sc.GEN_AI_REQUEST_STREAM] = True
     if resp.input_tokens is not None or resp.output_tokens is not None:
-        cost = None
         # a dated response model ("gpt-4o-2024-08-06") is priced first; an unpriced one falls back to the request
-        for priced_model in dict.fromkeys(m for m in (resp.response_model, model) if m):
-            cost = ctx.prices.cost(
-                priced_model,
-                resp.input_tokens or 0,
-                resp.output_tokens or 0,
-                resp.cache_read_input_tokens,
-                resp.cache_creation_input_tokens,
-            )
-            if cost is not None:
-                break
+        usage = (
+            resp.input_tokens or 0,
+            resp.output_tokens or 0,
+            resp.cache_read_input_tokens,
+            resp.cache_creation_input_tokens,
+        )
+        cost = ctx.prices.cost(resp.response_model, *usage) if resp.response_model else None
+        if cost is None and model and model != resp.response_model:
+            cost = ctx.prices.cost(model, *usage)
         if cost is None:
             ctx.unknown_model_cost += 1
             ctx.unknown_models.add(str(resp.response_model or model))
@@ -377,14 +376,17 @@ def _capture(
             if prompt is not None:
                 messages = [{"role": "user", "parts": [{"type": "text", "content": prompt}]}]
         if messages:
-            attrs[sc.GEN_AI_INPUT_MESSAGES] = _redact_json(messages, redaction)
+            attrs[sc.GEN_AI_INPUT_MESSAGES] = _redact_json(messages, redaction)[0]
         if req.system_instructions:
-            attrs[sc.GEN_AI_SYSTEM_INSTRUCTIONS] = _redact_json(req.system_instructions, redaction)
+            attrs[sc.GEN_AI_SYSTEM_INSTRUCTIONS] = _redact_json(req.system_instructions, redaction)[0]
         if resp is not None:
+            output_clean = False
             if resp.output_messages:
-                attrs[sc.GEN_AI_OUTPUT_MESSAGES] = _redact_json(resp.output_messages, redaction)
+                attrs[sc.GEN_AI_OUTPUT_MESSAGES], output_clean = _redact_json(resp.output_messages, redaction)
             if resp.output_text:
-                attrs[sc.OUTPUT_TEXT] = _clip(redaction(resp.output_text))
+                # when the text appears verbatim in messages just found clean, it is clean too
+                clean = output_clean and resp.output_text in attrs[sc.GEN_AI_OUTPUT_MESSAGES]
+                attrs[sc.OUTPUT_TEXT] = _clip(resp.output_text if clean else redaction(resp.output_text))
             if resp.token_logprobs:
                 attrs[sc.TOKEN_LOGPROBS] = _json.dumps([round(x, 4) for x in resp.token_logprobs[:4096]])
         return

@@ -402,3 +402,18 @@ def test_unknown_model_gets_null_cost_and_a_counter(configured) -> None:
     a = configured["collector"].one("chat my-private-finetune").attributes
     assert "llmpulse.cost.usd" not in a
     assert agent.stats().unknown_model_cost == 1
+
+
+def test_secrets_in_responses_are_redacted_everywhere(configured) -> None:
+    leaked = "sk-proj-abcdefghijklmnopqrstuvwx1234"
+
+    @observe
+    def ask(model: str, messages: list) -> dict:
+        reply = {**CHAT["choices"][0], "message": {"role": "assistant", "content": f"the key is {leaked}"}}
+        return {**CHAT, "choices": [reply]}
+
+    ask(model="gpt-4o-mini", messages=[{"role": "user", "content": "what is the key?"}])
+    assert agent.flush()
+    a = configured["collector"].one("chat gpt-4o-mini").attributes
+    assert leaked not in a["gen_ai.output.messages"] and leaked not in a["llmpulse.output.text"]
+    assert a["llmpulse.output.text"] == "the key is [REDACTED_API_KEY]"
