@@ -66,7 +66,9 @@ def _price_value(model: str, key: str, value: Any, *, nullable: bool) -> float |
 
 
 def _token_count(value: Any) -> int | None:
-    if isinstance(value, bool):
+    if type(value) is int:  # the common case, first
+        return value if value > 0 else 0
+    if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int):
         return max(value, 0)
