@@ -39,6 +39,22 @@ __all__ = [
     "sse_events",
 ]
 
+# Texts the recorded bodies carry, which a correct parser must read back.
+OPENAI_CHAT_TEXT = "The capital of France is Paris."
+OPENAI_STREAM_TEXT = (
+    "The sky looks blue because air molecules scatter short blue wavelengths of sunlight far more than red ones."
+)
+RESPONSES_TEXT = "Traces light the dark\nspans whisper where time was lost\nlatency laid bare"
+RESPONSES_STREAM_TEXT = "Bonjour ! Comment puis-je vous aider aujourd'hui ?"
+ANTHROPIC_TEXT = (
+    "Based on the policy document, refunds are available within 30 days of purchase for unused items "
+    "with the original receipt."
+)
+ANTHROPIC_STREAM_TEXT = (
+    "Observability means you can ask new questions about your system without shipping new code: traces, "
+    "metrics and logs together explain *why* something happened."
+)
+
 
 def load_fixture(name: str) -> str:
     """Return the raw text of a recorded body in ``tests/fixtures/providers``."""

@@ -18,7 +18,18 @@ from llmpulse.agent import observe
 from llmpulse.agent.prices import PriceTable
 
 from llmpulse import agent
-from tests.agent.provider_fakes import FIXTURES_DIR, FixtureServer, anthropic_client, openai_client
+from tests.agent.provider_fakes import (
+    ANTHROPIC_STREAM_TEXT,
+    ANTHROPIC_TEXT,
+    FIXTURES_DIR,
+    OPENAI_CHAT_TEXT,
+    OPENAI_STREAM_TEXT,
+    RESPONSES_STREAM_TEXT,
+    RESPONSES_TEXT,
+    FixtureServer,
+    anthropic_client,
+    openai_client,
+)
 
 openai = pytest.importorskip("openai")
 anthropic = pytest.importorskip("anthropic")
@@ -29,20 +40,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:Depre
 PRICES = PriceTable.vendored()
 QUESTION = [{"role": "user", "content": "Capital of France?"}]
 LOGPROBS_TEXT = "Paris is the capital of France."
-OPENAI_CHAT_TEXT = "The capital of France is Paris."
-OPENAI_STREAM_TEXT = (
-    "The sky looks blue because air molecules scatter short blue wavelengths of sunlight far more than red ones."
-)
-RESPONSES_TEXT = "Traces light the dark\nspans whisper where time was lost\nlatency laid bare"
-RESPONSES_STREAM_TEXT = "Bonjour ! Comment puis-je vous aider aujourd'hui ?"
-ANTHROPIC_TEXT = (
-    "Based on the policy document, refunds are available within 30 days of purchase for unused items "
-    "with the original receipt."
-)
-ANTHROPIC_STREAM_TEXT = (
-    "Observability means you can ask new questions about your system without shipping new code: traces, "
-    "metrics and logs together explain *why* something happened."
-)
 
 
 def _rows(ch: Any, configured: dict[str, Any]) -> list[dict[str, Any]]:

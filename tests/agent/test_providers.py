@@ -17,7 +17,13 @@ from llmpulse.agent.providers import (
 )
 
 from tests.agent.provider_fakes import (
+    ANTHROPIC_STREAM_TEXT,
+    ANTHROPIC_TEXT,
     FIXTURES_DIR,
+    OPENAI_CHAT_TEXT,
+    OPENAI_STREAM_TEXT,
+    RESPONSES_STREAM_TEXT,
+    RESPONSES_TEXT,
     FixtureServer,
     anthropic_client,
     load_fixture,
@@ -33,20 +39,6 @@ anthropic = pytest.importorskip("anthropic")
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
 
 # Recorded bodies and the values a correct parser must read from them.
-OPENAI_CHAT_TEXT = "The capital of France is Paris."
-OPENAI_STREAM_TEXT = (
-    "The sky looks blue because air molecules scatter short blue wavelengths of sunlight far more than red ones."
-)
-RESPONSES_TEXT = "Traces light the dark\nspans whisper where time was lost\nlatency laid bare"
-RESPONSES_STREAM_TEXT = "Bonjour ! Comment puis-je vous aider aujourd'hui ?"
-ANTHROPIC_TEXT = (
-    "Based on the policy document, refunds are available within 30 days of purchase for unused items "
-    "with the original receipt."
-)
-ANTHROPIC_STREAM_TEXT = (
-    "Observability means you can ask new questions about your system without shipping new code: traces, "
-    "metrics and logs together explain *why* something happened."
-)
 WEATHER_ARGS = {"location": "Paris, France", "unit": "celsius"}
 
 CHAT_KWARGS: dict[str, Any] = {
