@@ -33,7 +33,7 @@ from ._log import logger
 from .clickhouse import FeedbackRecord
 from .config import Config, ConfigError, build_config
 from .decorator import attributes, current_ids, observe, update_current_span
-from .dsn import DSNError
+from .dsn import DSNError, open_error_message
 from .pipeline import Pipeline, Stats
 
 __all__ = [
@@ -110,29 +110,13 @@ def configure(
             try:
                 pipeline.open_store()
             except Exception as exc:
-                pipeline.shutdown(0)
-                raise ConfigError(_store_open_message(config, exc)) from exc
+                pipeline.shutdown(2)  # nothing is queued yet: its threads stop at once
+                raise ConfigError(open_error_message(config.store, exc)) from exc
         previous, _state.pipeline = _state.pipeline, pipeline
     if previous is not None:
         logger.info("llmpulse: configure() called again; the previous pipeline was flushed and replaced")
         previous.shutdown()
     return config
-
-
-def _store_open_message(config: Config, exc: BaseException) -> str:
-    text = str(exc)
-    where = config.store.safe() if config.store else "?"
-    if "Cannot lock file" in text or "already running" in text:
-        return (
-            f"the embedded store {where} is already open in another process; one process may open a chDB path. "
-            "Send OTLP to the process that owns it (llmpulse agent), or use another path."
-        )
-    if "already initialized with path" in text:
-        return (
-            f"this process already opened another embedded store; a process can open one chDB path in its lifetime "
-            f"(wanted {where})"
-        )
-    return f"could not open the embedded store {where}: {type(exc).__name__}: {text[:500]}"
 
 
 def is_configured() -> bool:

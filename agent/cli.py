@@ -7,7 +7,11 @@ import sys
 from collections.abc import Sequence
 
 from .config import ConfigError
-from .dsn import DSNError, parse_dsn
+from .dsn import DSNError, open_error_message, parse_dsn
+
+
+class StoreUnavailable(Exception):
+    """The store could not be opened or reached; the message says why."""
 
 
 def _positive_int(text: str) -> int:
@@ -109,7 +113,10 @@ def _run(args: argparse.Namespace) -> int:
 
     target = parse_dsn(args.dsn or os.environ.get("LLMPULSE_DSN"), database=args.database)
     options = _schema_options(args, target.database)
-    client = target.client()
+    try:
+        client = target.client()
+    except Exception as exc:
+        raise StoreUnavailable(open_error_message(target, exc)) from exc
     try:
         applied = apply(client, options)
         for migration in applied:
@@ -132,6 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, DSNError, ValueError) as exc:
         print(f"llmpulse: error: {exc}", file=sys.stderr)
         return 2
+    except StoreUnavailable as exc:
+        print(f"llmpulse: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except Exception as exc:

@@ -77,6 +77,45 @@ class StoreTarget:
         )
 
 
+def embedded_store_locked(path: str | None) -> bool:
+    """True when another process holds the engine lock of an embedded store (its ``status`` file)."""
+    if not path or path == ":memory:":
+        return False
+    status = os.path.join(path, "status")
+    if not os.path.exists(status):
+        return False
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on POSIX
+        return False
+    try:
+        with open(status, "rb") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def open_error_message(target: StoreTarget, exc: BaseException) -> str:
+    """A user-facing explanation of why a store could not be opened (no password, no engine noise)."""
+    text = str(exc)
+    where = target.safe()
+    if target.embedded and ("Cannot lock file" in text or embedded_store_locked(target.path)):
+        return (
+            f"the embedded store {where} is already open in another process; one process may open a chDB path. "
+            "Stop that process, send OTLP to it (llmpulse agent), or use another path."
+        )
+    if "already initialized with path" in text:
+        return (
+            "this process already opened another embedded store; a process can open one chDB path in its "
+            f"lifetime (wanted {where})"
+        )
+    return f"could not open the store {where}: {type(exc).__name__}: {text[:500]}"
+
+
 def default_dsn() -> str:
     """The embedded store in ``./.llmpulse/store`` (the spool defaults to ``./.llmpulse/spool``)."""
     return "chdb:///" + os.path.abspath(os.path.join(".llmpulse", "store")).lstrip("/")

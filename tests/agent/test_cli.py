@@ -100,7 +100,8 @@ def test_bad_environment_is_reported_and_existing_store_untouched(tmp_path: Path
 def test_unreachable_server_store_is_a_clear_error(tmp_path: Path, python_env) -> None:
     result = _cli(["schema", "apply", "--dsn", "http://default:pw123@127.0.0.1:1/db"], python_env, tmp_path)
     assert result.returncode == 1
-    assert "the store did not answer" in result.stderr and "pw123" not in result.stderr
+    assert "could not open the store http://default:***@127.0.0.1:1/db" in result.stderr
+    assert "pw123" not in result.stderr
 
 
 class _OpenAICompatible(BaseHTTPRequestHandler):
@@ -144,3 +145,29 @@ def test_demo_against_an_openai_compatible_endpoint(tmp_path: Path, python_env) 
 def test_demo_base_url_needs_a_model(tmp_path: Path, python_env) -> None:
     result = _cli(["demo", "--base-url", "http://127.0.0.1:9/v1"], python_env, tmp_path)
     assert result.returncode != 0 and "needs --model" in result.stderr
+
+
+def test_store_open_in_another_process_is_explained(tmp_path: Path, python_env) -> None:
+    holder = subprocess.Popen(
+        [
+            PYTHON,
+            "-c",
+            "from llmpulse.agent.dsn import parse_dsn; import sys, time\n"
+            "c = parse_dsn(None).client(); c.command('SELECT 1'); print('ready', flush=True); sys.stdin.read()",
+        ],
+        cwd=tmp_path,
+        env=python_env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        demo = _cli(["demo", "--calls", "2"], python_env, tmp_path)
+        apply = _cli(["schema", "apply"], python_env, tmp_path)
+    finally:
+        holder.stdin.close()
+        holder.wait(30)
+    assert demo.returncode == 2 and "is already open in another process" in demo.stderr
+    assert apply.returncode == 1 and "is already open in another process" in apply.stderr
+    assert "Traceback" not in demo.stderr + apply.stderr
