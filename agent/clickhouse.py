@@ -84,6 +84,7 @@ FEEDBACK_COLUMNS = [
     "Source",
     "Attributes",
 ]
+ROW_FORMAT = "JSONCompactEachRow"  # one JSON array per row, in the batch's column order
 TRACE_ROW_COLUMNS = [c for c in TRACE_COLUMNS if c != "TraceState" and not c.startswith("Links.")]  # rest default
 # Read typed JSON attribute values as their JSON text, so Map(String, String) gets the collector's strings.
 INSERT_SETTINGS = {
@@ -119,18 +120,18 @@ def new_token() -> str:
 
 
 def _datetime64(ns: int) -> str:
-    """A DateTime64(9) value as JSONEachRow reads it exactly: seconds, a dot, nine digits."""
+    """A DateTime64(9) value as JSON input formats read it exactly: seconds, a dot, nine digits."""
     return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
 
 
 _ROW_OPTIONS = orjson.OPT_APPEND_NEWLINE  # keys are str by construction; anything odd takes the fallback
 
 
-def _row_bytes(row: dict[str, Any]) -> bytes:
+def _row_bytes(row: list[Any]) -> bytes:
     try:
         return orjson.dumps(row, default=str, option=_ROW_OPTIONS)
     except (TypeError, orjson.JSONEncodeError):  # e.g. an integer beyond 64 bits: the slow, total path
-        return (_json.dumps({k: _plain(v) for k, v in row.items()}) + "\n").encode()
+        return (_json.dumps([_plain(v) for v in row]) + "\n").encode()
 
 
 def _plain(value: Any) -> Any:
@@ -142,7 +143,7 @@ def _plain(value: Any) -> Any:
 def spans_to_batch(
     spans: Iterable[FinishedSpan], *, service_name: str, resource: Mapping[str, str], scope_version: str
 ) -> Batch:
-    """Serialize finished spans as ``otel_traces`` rows in JSONEachRow (orjson, in C).
+    """Serialize finished spans as ``otel_traces`` rows in JSONCompactEachRow (orjson, in C).
 
     Attribute values stay typed in the JSON; the insert settings make ClickHouse store numbers, bools,
     arrays and objects as their JSON text, which is the collector's ``AsString()`` form. The engine parses
@@ -156,25 +157,25 @@ def spans_to_batch(
         events = span.events
         lines.append(
             _row_bytes(
-                {
-                    "Timestamp": _datetime64(span.start_ns),
-                    "TraceId": f"{span.trace_id:032x}",
-                    "SpanId": f"{span.span_id:016x}",
-                    "ParentSpanId": f"{span.parent_id:016x}" if span.parent_id else "",
-                    "SpanName": span.name,
-                    "SpanKind": span.kind,
-                    "ServiceName": service_name,
-                    "ResourceAttributes": resource_map,
-                    "ScopeName": "llmpulse",
-                    "ScopeVersion": scope_version,
-                    "SpanAttributes": span.attributes,
-                    "Duration": max(span.end_ns - span.start_ns, 0),
-                    "StatusCode": span.status_code,
-                    "StatusMessage": span.status_message,
-                    "Events.Timestamp": [_datetime64(e[0]) for e in events] if events else _EMPTY,
-                    "Events.Name": [e[1] for e in events] if events else _EMPTY,
-                    "Events.Attributes": [e[2] for e in events] if events else _EMPTY,
-                }
+                [  # in TRACE_ROW_COLUMNS order
+                    _datetime64(span.start_ns),
+                    f"{span.trace_id:032x}",
+                    f"{span.span_id:016x}",
+                    f"{span.parent_id:016x}" if span.parent_id else "",
+                    span.name,
+                    span.kind,
+                    service_name,
+                    resource_map,
+                    "llmpulse",
+                    scope_version,
+                    span.attributes,
+                    max(span.end_ns - span.start_ns, 0),
+                    span.status_code,
+                    span.status_message,
+                    [_datetime64(e[0]) for e in events] if events else _EMPTY,
+                    [e[1] for e in events] if events else _EMPTY,
+                    [e[2] for e in events] if events else _EMPTY,
+                ]
             )
         )
     return Batch("otel_traces", TRACE_ROW_COLUMNS, b"".join(lines), new_token(), count)
@@ -185,7 +186,7 @@ def spans_to_columns(
 ) -> list[list[Any]]:
     """The same rows pivoted for clickhouse-connect's column-oriented ``insert`` (attribute values as strings).
 
-    The pipeline itself sends JSONEachRow; this form is the baseline in ``bench/ingest.py`` and a
+    The pipeline itself sends JSONCompactEachRow; this form is the baseline in ``bench/ingest.py`` and a
     convenience for users who insert spans themselves.
     """
     columns: list[list[Any]] = [[] for _ in TRACE_COLUMNS]
@@ -242,20 +243,20 @@ def feedback_to_batch(records: Iterable[FeedbackRecord], *, service_name: str) -
     for r in records:
         lines.append(
             _row_bytes(
-                {
-                    "Timestamp": f"{r.timestamp_ms // 1000}.{r.timestamp_ms % 1000:03d}",
-                    "FeedbackId": r.feedback_id,
-                    "TraceId": r.trace_id,
-                    "SpanId": r.span_id,
-                    "ServiceName": service_name,
-                    "Name": r.name,
-                    "Score": r.score,
-                    "Label": r.label,
-                    "Comment": r.comment,
-                    "UserId": r.user_id,
-                    "Source": r.source,
-                    "Attributes": r.attributes,
-                }
+                [  # in FEEDBACK_COLUMNS order
+                    f"{r.timestamp_ms // 1000}.{r.timestamp_ms % 1000:03d}",
+                    r.feedback_id,
+                    r.trace_id,
+                    r.span_id,
+                    service_name,
+                    r.name,
+                    r.score,
+                    r.label,
+                    r.comment,
+                    r.user_id,
+                    r.source,
+                    r.attributes,
+                ]
             )
         )
     return Batch("feedback", FEEDBACK_COLUMNS, b"".join(lines), new_token(), len(lines))
@@ -328,7 +329,7 @@ class ClickHouseWriter:
                 f"{self.schema.database}.{batch.table}",
                 column_names=batch.columns,
                 insert_block=batch.payload,
-                fmt="JSONEachRow",
+                fmt=ROW_FORMAT,
                 settings={**INSERT_SETTINGS, "insert_deduplication_token": batch.token},
             )
         except BaseException:

@@ -1,6 +1,6 @@
 """A size-capped on-disk spool of batches that could not be written to the store.
 
-Each batch is one file (a JSON header line, then the JSONEachRow rows), written to a temporary name and renamed into place, so a process killed
+Each batch is one file (a JSON header line, then the JSONCompactEachRow rows), written to a temporary name and renamed into place, so a process killed
 mid-write (even SIGKILL) leaves either the whole batch or nothing. File names sort in write order
 (nanosecond clock, then pid and a sequence number), so replay preserves order across restarts and
 across processes sharing one spool directory. Every batch carries the insert deduplication token it
@@ -24,7 +24,7 @@ FORMAT_VERSION = 1
 
 @dataclass
 class Batch:
-    """Rows for one table (JSONEachRow bytes), with the token that makes its insert idempotent."""
+    """Rows for one table (JSONCompactEachRow bytes), with the token that makes its insert idempotent."""
 
     table: str
     columns: list[str]

@@ -10,7 +10,7 @@ clickhouse-connect's ``insert`` in batches of the same size into a second databa
 schema (same views). The pipeline itself sends JSONEachRow built with orjson (``raw_insert``). Prints records/s and the ratio.
 Target: pipeline/raw >= 0.5.
 
-    python bench/ingest.py [--records 200000] [--batch-size 5000] [--no-capture]
+    python bench/ingest.py [--records 200000] [--batch-size 2000] [--no-capture]
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class Keep:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=200_000)
-    parser.add_argument("--batch-size", type=int, default=5_000)
+    parser.add_argument("--batch-size", type=int, default=2_000, help="both sides (default: the pipeline's default)")
     parser.add_argument("--no-capture", action="store_true", help="content capture off (metrics and metadata only)")
     args = parser.parse_args()
     n, batch_size = args.records, args.batch_size
@@ -71,7 +71,8 @@ def main() -> None:
 
     messages = [{"role": "user", "content": "What is the capital of France?"}]
     queue = agent._state.pipeline._queue
-    high_water = agent._state.pipeline.config.max_queue_size - 2 * batch_size
+    max_queue = agent._state.pipeline.config.max_queue_size
+    high_water = max(max_queue - 2 * batch_size, max_queue // 2)
     started = time.perf_counter()
     for index in range(n):
         if index % 100 == 0:
