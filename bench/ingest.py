@@ -73,6 +73,7 @@ def main() -> None:
     queue = agent._state.pipeline._queue
     max_queue = agent._state.pipeline.config.max_queue_size
     high_water = max(max_queue - 2 * batch_size, max_queue // 2)
+    cpu_started = time.process_time()
     started = time.perf_counter()
     for index in range(n):
         if index % 100 == 0:
@@ -82,6 +83,7 @@ def main() -> None:
     produced = time.perf_counter() - started
     assert agent.flush(600)
     pipeline_s = time.perf_counter() - started
+    pipeline_cpu_s = time.process_time() - cpu_started
     stats = agent.stats()
     insert_s = stats.insert_seconds_total
 
@@ -91,6 +93,7 @@ def main() -> None:
         spans_to_columns(keep.spans[i : i + batch_size], service_name="ingest", resource={}, scope_version="0")
         for i in range(0, len(keep.spans), batch_size)
     ]
+    raw_cpu_started = time.process_time()
     raw_started = time.perf_counter()
     for batch in batches:
         client.insert(
@@ -103,6 +106,7 @@ def main() -> None:
             settings={"async_insert": 0},
         )
     raw_s = time.perf_counter() - raw_started
+    raw_cpu_s = time.process_time() - raw_cpu_started
     counts = {db: client.query(f"SELECT count() FROM {db}.otel_traces").result_rows[0][0] for db in ("pipeline", "raw")}
     calls = {db: client.query(f"SELECT count() FROM {db}.llm_calls").result_rows[0][0] for db in ("pipeline", "raw")}
     agent.shutdown(60)
@@ -114,6 +118,11 @@ def main() -> None:
     )
     print(f"  the producer finished after {produced:.2f} s; inserts took {insert_s:.2f} s in {stats.inserts} inserts")
     print(f"raw clickhouse-connect column-oriented insert:         {raw_s:6.2f} s  {raw_rate:10,.0f} records/s")
+    print(
+        f"CPU used (all threads, all cores): pipeline {pipeline_cpu_s / n * 1e6:.0f} us/record "
+        f"({pipeline_cpu_s / pipeline_s:.0%} of one core), raw {raw_cpu_s / n * 1e6:.0f} us/record "
+        f"({raw_cpu_s / raw_s:.0%})"
+    )
     print(f"ratio pipeline/raw: {pipeline_rate / raw_rate:.2f}  (target >= 0.5)")
     print(f"rows stored: otel_traces {counts}, llm_calls {calls}; dropped {stats.dropped}, spooled {stats.spooled}")
 
