@@ -127,6 +127,11 @@ def _datetime64(ns: int) -> str:
 _ROW_OPTIONS = orjson.OPT_APPEND_NEWLINE  # keys are str by construction; anything odd takes the fallback
 
 
+def _span_ids(span: FinishedSpan) -> tuple[str, str, str]:
+    """Trace, span and parent ids in the exporter's hex form (empty parent for a root span)."""
+    return f"{span.trace_id:032x}", f"{span.span_id:016x}", f"{span.parent_id:016x}" if span.parent_id else ""
+
+
 def _row_bytes(row: list[Any]) -> bytes:
     try:
         return orjson.dumps(row, default=str, option=_ROW_OPTIONS)
@@ -159,9 +164,7 @@ def spans_to_batch(
             _row_bytes(
                 [  # in TRACE_ROW_COLUMNS order
                     _datetime64(span.start_ns),
-                    f"{span.trace_id:032x}",
-                    f"{span.span_id:016x}",
-                    f"{span.parent_id:016x}" if span.parent_id else "",
+                    *_span_ids(span),
                     span.name,
                     span.kind,
                     service_name,
@@ -194,9 +197,7 @@ def spans_to_columns(
     for span in spans:
         values = (
             span.start_ns,
-            f"{span.trace_id:032x}",
-            f"{span.span_id:016x}",
-            f"{span.parent_id:016x}" if span.parent_id else "",
+            *_span_ids(span),
             "",
             span.name,
             span.kind,
@@ -336,14 +337,6 @@ class ClickHouseWriter:
             if not self.target.embedded:
                 self.reset()  # a server connection may be broken: reconnect next time
             raise
-
-    def ping(self) -> bool:
-        try:
-            self.connect()
-            self._client.command("SELECT 1")
-            return True
-        except Exception:
-            return False
 
     def reset(self) -> None:
         client, self._client = self._client, None

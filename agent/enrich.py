@@ -49,7 +49,6 @@ class EnrichContext:
     redaction: Redaction = field(default_factory=Redaction)
     prices: PriceTable = field(default_factory=PriceTable.vendored)
     unknown_model_cost: int = 0
-    unknown_models: set[str] = field(default_factory=set)
 
 
 def _guess_provider(model: str | None) -> str | None:
@@ -345,7 +344,6 @@ def _llm_attributes(
             cost = ctx.prices.cost(model, *usage)
         if cost is None:
             ctx.unknown_model_cost += 1
-            ctx.unknown_models.add(str(resp.response_model or model))
         else:
             attrs[sc.COST_USD] = round(cost, 10)
     name = f"{operation} {model}" if model else operation

@@ -90,11 +90,3 @@ def _root_ids() -> tuple[int, int]:
         if context.is_valid:
             return context.trace_id, context.span_id
     return (_getrandbits(128) or 1), 0
-
-
-def new_trace_id() -> int:
-    return _getrandbits(128) or 1
-
-
-def new_span_id() -> int:
-    return _getrandbits(64) or 1

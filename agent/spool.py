@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from . import _json
@@ -149,9 +148,6 @@ class Spool:
 
     def remove(self, path: str) -> None:
         _remove(path)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.files())
 
 
 def _count_from_name(path: str) -> int:
