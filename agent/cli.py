@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
@@ -45,6 +46,15 @@ def _add_schema_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--content-ttl-days", type=_days, default=30, help="prompt/response text retention in llm_calls (default 30)"
     )
+    parser.add_argument(
+        "--samples-ttl-days", type=_days, default=30, help="GPU, serving-engine and OTLP metric retention (default 30)"
+    )
+    parser.add_argument(
+        "--analysis-ttl-days", type=_days, default=365, help="analyzer results, alerts and embeddings (default 365)"
+    )
+
+
+_VERB_MODULES = ("llmpulse.agent.sidecar_cli", "llmpulse.analyzers.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     print_parser.add_argument("--database", default="llmpulse", help="database name (default llmpulse)")
     print_parser.add_argument("--cluster", help="emit ON CLUSTER / Replicated / Distributed DDL for this cluster")
     _add_schema_args(print_parser)
+
+    # Verbs owned by other modules: each registers its sub-parser and sets ``handler`` (a function of
+    # the parsed arguments returning the exit status). Registration must import nothing heavy.
+    for module in _VERB_MODULES:
+        importlib.import_module(module).register(verbs)
     return parser
 
 
@@ -85,12 +100,17 @@ def _schema_options(args: argparse.Namespace, database: str, cluster: str | None
         traces_ttl_days=args.traces_ttl_days,
         calls_ttl_days=args.calls_ttl_days,
         content_ttl_days=args.content_ttl_days,
+        samples_ttl_days=args.samples_ttl_days,
+        analysis_ttl_days=args.analysis_ttl_days,
     )
 
 
 def _run(args: argparse.Namespace) -> int:
     import os
 
+    handler = getattr(args, "handler", None)
+    if handler is not None:
+        return handler(args)
     if args.verb == "demo":
         from .demo import run_demo
 

@@ -12,36 +12,15 @@ local tables on each shard.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from . import schema_analysis, schema_collectors, schema_sidecar
+from .schema_model import Migration, SchemaOptions, Table, View
+
+__all__ = ["MIGRATIONS", "Migration", "SchemaOptions", "Table", "View", "apply", "render_all", "set_ttl"]
+
 MIGRATIONS_TABLE = "llmpulse_schema_migrations"
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-
-
-@dataclass(frozen=True)
-class SchemaOptions:
-    """What the DDL depends on. TTLs are in days; 0 means keep forever."""
-
-    database: str = "llmpulse"
-    cluster: str | None = None
-    traces_ttl_days: int = 30
-    calls_ttl_days: int = 180
-    content_ttl_days: int = 30
-    feedback_ttl_days: int = 365
-
-    def __post_init__(self) -> None:
-        for name in ("database", "cluster"):
-            value = getattr(self, name)
-            if value is not None and not _IDENTIFIER.match(value):
-                raise ValueError(f"{name} {value!r} is not a valid ClickHouse identifier (letters, digits, '_')")
-        for name in ("traces_ttl_days", "calls_ttl_days", "content_ttl_days", "feedback_ttl_days"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{name} must be a whole number of days >= 0, got {value!r}")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -248,34 +227,6 @@ ORDER BY (Name, TraceId, Timestamp)
 {ttl}"""
 
 
-@dataclass(frozen=True)
-class Table:
-    """One table: its DDL template, engine family and TTL expression source."""
-
-    name: str
-    ddl: str
-    engine: str = "MergeTree"  # MergeTree | ReplacingMergeTree(UpdatedAt) ...
-    ttl_column: str | None = None  # DateTime expression the TTL counts from
-    ttl_days: Callable[[SchemaOptions], int] = lambda _o: 0
-    dedup_window: bool = True  # tables written with insert_deduplication_token
-
-
-@dataclass(frozen=True)
-class View:
-    name: str
-    ddl: str
-    src: str
-    dst: str
-
-
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    name: str
-    objects: tuple[Table | View, ...] = ()
-    statements: Callable[[SchemaOptions], list[str]] | None = None
-
-
 OTEL_TRACES = Table(
     "otel_traces", OTEL_TRACES_DDL, ttl_column="toDateTime(Timestamp)", ttl_days=lambda o: o.traces_ttl_days
 )
@@ -319,6 +270,18 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(2, "insert deduplication window", statements=_dedup_settings),
+    Migration(
+        3,
+        "sidecar: OTLP metrics, GPU samples and processes, serving-engine metrics",
+        objects=schema_sidecar.OBJECTS + schema_collectors.OBJECTS,
+        dedup_window=True,
+    ),
+    Migration(
+        4,
+        "analyzers: results, alerts, embeddings, reference answers",
+        objects=schema_analysis.OBJECTS,
+        dedup_window=True,
+    ),
 )
 
 
@@ -379,6 +342,12 @@ def render_migration(migration: Migration, options: SchemaOptions) -> list[str]:
         statements.extend(render_object(obj, options))
     if migration.statements:
         statements.extend(migration.statements(options))
+    if migration.dedup_window and not options.cluster:
+        statements.extend(
+            f'ALTER TABLE "{options.database}"."{obj.name}" MODIFY SETTING non_replicated_deduplication_window = 10000'
+            for obj in migration.objects
+            if isinstance(obj, Table) and obj.dedup_window and "MergeTree" in obj.engine
+        )
     return statements
 
 
@@ -433,7 +402,8 @@ def apply(client: Any, options: SchemaOptions) -> list[Migration]:
 def set_ttl(client: Any, options: SchemaOptions) -> list[str]:
     """Change the table TTLs of an existing store to those in ``options``; returns the statements run."""
     statements = []
-    for table in (OTEL_TRACES, LLM_CALLS, FEEDBACK):
+    tables = [obj for m in MIGRATIONS for obj in m.objects if isinstance(obj, Table) and obj.ttl_column]
+    for table in tables:
         ttl = _ttl(table, options)
         target = f'"{options.database}"."{_local(table.name, options)}"'
         cluster = f' ON CLUSTER "{options.cluster}"' if options.cluster else ""
