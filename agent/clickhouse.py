@@ -8,9 +8,9 @@ shared/reference/standards.md section 2.1), so our rows and a collector's rows a
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -113,6 +113,7 @@ def _stringify(attributes: Mapping[str, Any]) -> dict[str, str]:
 
 
 _EMPTY: list[Any] = []  # shared, never mutated
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def new_token() -> str:
@@ -352,3 +353,30 @@ def _close(client: Any) -> None:
         client.close()
     except Exception:
         pass
+
+
+def rows_to_batch(table: str, rows: Sequence[Mapping[str, Any]]) -> Batch:
+    """Rows given as mappings (one table, the same keys in every row) as a JSONCompactEachRow batch.
+
+    Collectors and the sidecar hand plain data here: numbers, strings, ``None`` (stored as NULL in
+    Nullable columns), lists, dicts (Map columns), and timezone-aware ``datetime`` values, which are
+    written as epoch seconds so the stored instant never depends on the server's time zone.
+    """
+    if not rows:
+        raise ValueError("rows_to_batch needs at least one row")
+    columns = list(rows[0])
+    lines = []
+    for row in rows:
+        if len(row) != len(columns):
+            raise ValueError(f"every row for {table} must have the columns {columns}, got {list(row)}")
+        lines.append(_row_bytes([_cell(row[c]) for c in columns]))
+    return Batch(table, columns, b"".join(lines), new_token(), len(rows))
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError(f"timestamps must be timezone-aware, got {value!r}")
+        micros = (value - _EPOCH) // timedelta(microseconds=1)
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+    return value
