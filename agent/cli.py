@@ -54,7 +54,7 @@ def _add_schema_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-_VERB_MODULES = ("llmpulse.agent.sidecar_cli", "llmpulse.analyzers.cli")
+_VERB_MODULES = ("llmpulse.agent.sidecar_cli", "llmpulse.analyzers.cli", "llmpulse.analyzers.quality_cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

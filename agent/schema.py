@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from . import schema_analysis, schema_collectors, schema_sidecar
+from . import schema_analysis, schema_collectors, schema_quality, schema_sidecar
 from .schema_model import Migration, SchemaOptions, Table, View
 
 __all__ = ["MIGRATIONS", "Migration", "SchemaOptions", "Table", "View", "apply", "render_all", "set_ttl"]
