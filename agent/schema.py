@@ -278,8 +278,14 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         4,
-        "analyzers: results, alerts, embeddings, reference answers",
+        "analyzers: results, alerts, embeddings cache",
         objects=schema_analysis.OBJECTS,
+        dedup_window=True,
+    ),
+    Migration(
+        5,
+        "quality: reference answers, per-call scores",
+        objects=schema_quality.OBJECTS,
         dedup_window=True,
     ),
 )
