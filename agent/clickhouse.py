@@ -7,6 +7,7 @@ shared/reference/standards.md section 2.1), so our rows and a collector's rows a
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -120,9 +121,32 @@ def new_token() -> str:
     return uuid.uuid4().hex
 
 
-def _datetime64(ns: int) -> str:
-    """A DateTime64(9) value as JSON input formats read it exactly: seconds, a dot, nine digits."""
-    return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
+# ClickHouse error codes that mean "this data can never be inserted" (not "the store is unavailable"):
+# parse and type errors, wrong columns, values out of range. Retrying such a batch would block the spool.
+_DATA_ERROR_CODES = frozenset({6, 16, 26, 27, 32, 38, 41, 53, 69, 70, 72, 117, 131, 168, 190, 321, 407, 410, 1001})
+_ERROR_CODE = re.compile(r"Code: (\d+)")
+
+
+def rejects_data(exc: BaseException) -> int | None:
+    """The ClickHouse error code when ``exc`` says the rows themselves are bad, else None."""
+    match = _ERROR_CODE.search(str(exc)[:2000])
+    if match and int(match.group(1)) in _DATA_ERROR_CODES:
+        return int(match.group(1))
+    return None
+
+
+def datetime64(ns: int) -> str | int | float:
+    """A DateTime64(9) value as JSON input formats read it exactly: seconds, a dot, nine digits.
+
+    Before 2001-09-09 the seconds have fewer than ten digits and ClickHouse would read the text as a
+    date; such instants (in practice 0, OTLP's "unset") are written as a JSON number instead.
+    """
+    if ns >= 1_000_000_000_000_000_000:
+        return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
+    return ns // 1_000_000_000 if ns % 1_000_000_000 == 0 else ns / 1e9
+
+
+_datetime64 = datetime64
 
 
 _ROW_OPTIONS = orjson.OPT_APPEND_NEWLINE  # keys are str by construction; anything odd takes the fallback
@@ -377,6 +401,5 @@ def _cell(value: Any) -> Any:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError(f"timestamps must be timezone-aware, got {value!r}")
-        micros = (value - _EPOCH) // timedelta(microseconds=1)
-        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+        return datetime64((value - _EPOCH) // timedelta(microseconds=1) * 1000)
     return value

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._log import logger
-from .clickhouse import ClickHouseWriter, FeedbackRecord, feedback_to_batch, spans_to_batch
+from .clickhouse import ClickHouseWriter, FeedbackRecord, feedback_to_batch, new_token, rejects_data, spans_to_batch
 from .config import Config
 from .enrich import EnrichContext, FinishedSpan, enrich
 from .prices import PriceTable
@@ -112,6 +112,8 @@ class Pipeline:
     def _init_runtime(self) -> None:
         self._pid = os.getpid()
         self._queue: deque[Any] = deque()
+        self._encoded: deque[Any] = deque()  # ready rows from the sidecar (EncodedRows), bounded by row count
+        self._encoded_rows = 0
         self._max_queue = self.config.max_queue_size
         self._batch_size = self.config.batch_size
         self._wake = threading.Event()
@@ -123,6 +125,7 @@ class Pipeline:
         self.stats = Stats()
         self._next_replay = 0.0
         self._replay_backoff = 1.0
+        self.store_ok: bool | None = None  # outcome of the latest insert or replay; None before the first
         self._rand = random.Random()
         # Enrichment (Python) and inserts (mostly in the engine or on the network) overlap: the export
         # thread builds batches, the writer thread stores them; at most two batches wait in between.
@@ -182,6 +185,29 @@ class Pipeline:
         if len(queue) >= self._batch_size and not self._wake.is_set():
             self._wake.set()
 
+    def submit_rows(self, batches: Sequence[Any]) -> bool:
+        """Queue rows already encoded per table (``EncodedRows``: the sidecar's receiver and collectors).
+
+        All or nothing: returns False, counting nothing as dropped, when the queue is full or the
+        pipeline has stopped; the caller still holds the data and tells its client to retry (HTTP 503).
+        Rows bigger than the whole queue are still taken when the queue is empty, so they are never
+        refused forever.
+        """
+        if self._pid != os.getpid():
+            self._after_fork()
+        if self._stopped or self._stopping.is_set() or self._writer is None:
+            return False
+        count = sum(rows.count for rows in batches)
+        with self._lock:
+            if self._encoded_rows and self._encoded_rows + count > self._max_queue:
+                return False
+            self._encoded.extend(rows for rows in batches if rows.count)
+            self._encoded_rows += count
+            wake = self._encoded_rows >= self._batch_size
+        if wake and not self._wake.is_set():
+            self._wake.set()
+        return True
+
     # --- worker ------------------------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -194,6 +220,7 @@ class Pipeline:
                 waiters, self._flush_waiters = self._flush_waiters, []
             try:
                 self._drain(everything=bool(waiters) or stopping or len(self._queue) >= self._batch_size)
+                self._drain_encoded()
             except Exception:
                 logger.error("llmpulse: export worker error", exc_info=True)
             if waiters or stopping:
@@ -241,6 +268,27 @@ class Pipeline:
                 items.append(popleft())
             self._popped += len(items)
             self._export(items)
+
+    def _drain_encoded(self) -> None:
+        """Join queued encoded rows into batches of about ``batch_size`` rows, one table per batch."""
+        while True:
+            with self._lock:
+                if not self._encoded:
+                    return
+                first = self._encoded.popleft()
+                chunks, count = [first], first.count
+                while (
+                    self._encoded
+                    and self._encoded[0].table == first.table
+                    and count + self._encoded[0].count <= self._batch_size
+                ):
+                    chunk = self._encoded.popleft()
+                    chunks.append(chunk)
+                    count += chunk.count
+                self._encoded_rows -= count
+            self._popped += count
+            payload = b"".join(chunk.payload for chunk in chunks)
+            self._batches.put(Batch(first.table, first.columns, payload, new_token(), count))
 
     def _export(self, items: list[Any]) -> None:
         spans: list[FinishedSpan] = []
@@ -311,13 +359,17 @@ class Pipeline:
             self._spool_batch(batch)  # keep order: older batches are waiting
             self._maybe_replay()
             return
-        if self._insert_with_retry(batch):
+        outcome = self._insert_with_retry(batch)
+        if outcome is True:
             with self._lock:
                 self.stats.exported += batch.count
-        else:
+        elif outcome is False:
             self._spool_batch(batch)
+        else:
+            self._file_rejected(batch, outcome)
 
-    def _insert_with_retry(self, batch: Batch) -> bool:
+    def _insert_with_retry(self, batch: Batch) -> bool | BaseException:
+        """True when stored, False when the store is unavailable, the exception when it refused the data."""
         assert self._writer is not None
         delays = () if self._stopping.is_set() else _RETRY_DELAYS_S
         for attempt in range(len(delays) + 1):
@@ -327,14 +379,36 @@ class Pipeline:
                 with self._lock:
                     self.stats.insert_seconds_total += time.perf_counter() - started
                     self.stats.inserts += 1
+                self.store_ok = True
                 return True
             except Exception as exc:
+                if rejects_data(exc):
+                    return exc
                 logger.warning(
                     "llmpulse: insert into %s failed (%s); will retry or spool", batch.table, type(exc).__name__
                 )
                 if attempt < len(delays) and self._stopping.wait(delays[attempt]):
                     break
+        self.store_ok = False
         return False
+
+    def _file_rejected(self, batch: Batch, exc: BaseException) -> None:
+        """The store refused these rows as bad data: keep them under spool/dead/, count them, go on."""
+        assert self._spool is not None
+        self.store_ok = True  # the store answered; the rows were the problem
+        where = "not kept (spool write failed)"
+        try:
+            where = self._spool.put(batch, dead=True)
+        except Exception:
+            logger.error("llmpulse: could not keep a refused batch in the spool", exc_info=True)
+        logger.error(
+            "llmpulse: the store refused %d rows for %s as bad data; they are in %s: %s",
+            batch.count,
+            batch.table,
+            where,
+            str(exc)[:300],
+        )
+        self._count_drop("rejected_by_store", batch.count)
 
     def _spool_batch(self, batch: Batch) -> None:
         assert self._spool is not None
@@ -372,9 +446,14 @@ class Pipeline:
             try:
                 self._writer.insert(batch)
             except Exception as exc:
+                if rejects_data(exc):
+                    self._spool.quarantine(path, f"the store refused it as bad data: {str(exc)[:300]}")
+                    self._count_drop("rejected_by_store", batch.count)
+                    continue
                 logger.warning(
                     "llmpulse: store still unavailable (%s); %d spooled batches wait", type(exc).__name__, len(files)
                 )
+                self.store_ok = False
                 self._next_replay = time.monotonic() + self._replay_backoff
                 self._replay_backoff = min(self._replay_backoff * 2, _REPLAY_BACKOFF_MAX_S)
                 return
@@ -382,8 +461,13 @@ class Pipeline:
             with self._lock:
                 self.stats.exported += batch.count
                 self.stats.replayed += batch.count
+        self.store_ok = True
         self._replay_backoff = 1.0
         self._next_replay = 0.0
+
+    def count_drop(self, reason: str, count: int) -> None:
+        """Count records lost outside the pipeline (e.g. a collector tick refused by a full queue)."""
+        self._count_drop(reason, count)
 
     def _count_drop(self, reason: str, count: int) -> None:
         with self._lock:
@@ -406,7 +490,7 @@ class Pipeline:
                 self._metrics.flush(timeout)
             except Exception:
                 logger.warning("llmpulse: metric flush failed", exc_info=True)
-        return done and not self._queue and (self._spool is None or not self._spool.pending())
+        return done and not self._queue and not self._encoded and (self._spool is None or not self._spool.pending())
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Stop accepting records, export (or spool) what is queued within the deadline, stop the thread."""
@@ -437,7 +521,7 @@ class Pipeline:
         """A copy of the counters, with queue and spool levels filled in."""
         with self._lock:
             stats = Stats(**{**self.stats.__dict__, "dropped_by_reason": dict(self.stats.dropped_by_reason)})
-        stats.queue_depth = len(self._queue)
+        stats.queue_depth = len(self._queue) + self._encoded_rows
         stats.enqueued = self._popped + stats.queue_depth
         if self._spool is not None:
             files = self._spool.files()

@@ -2,9 +2,51 @@
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
+
+from .sidecar_config import SETTINGS
+
+_FLAG_TYPES = {"scrape": "append"}
 
 
 def register(verbs: Any) -> None:
-    """Add the ``agent`` verb (filled in by the sidecar work)."""
-    del verbs
+    """Add the ``agent`` verb: one flag per setting, each also settable by environment or YAML file."""
+    parser = verbs.add_parser(
+        "agent",
+        help="run the sidecar: OTLP/HTTP receiver, GPU collector, serving-engine scraper",
+        description="Run the llmpulse sidecar. Every setting is a flag, an environment variable or a key of the "
+        "YAML file given with --config (in that order of precedence).",
+    )
+    parser.add_argument("--config", help="YAML file of settings (default: $LLMPULSE_AGENT_CONFIG)")
+    for name, (env, text) in SETTINGS.items():
+        flag = "--" + name.replace("_", "-")
+        where = f" [${env}]" if env else ""
+        if _FLAG_TYPES.get(name) == "append":
+            parser.add_argument(flag, dest=name, action="append", help=f"{text}; repeatable{where}")
+        else:
+            parser.add_argument(flag, dest=name, help=text + where)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from llmpulse import __version__
+
+    from .cli import StoreUnavailable
+    from .dsn import open_error_message
+    from .sidecar import Sidecar
+    from .sidecar_config import build_sidecar_config
+
+    flags = {name: getattr(args, name) for name in SETTINGS}
+    config = build_sidecar_config(flags, config_file=args.config)
+    sidecar = Sidecar(config, version=__version__)
+    try:
+        sidecar.open_store()
+    except Exception as exc:
+        sidecar.pipeline.shutdown(0.1)
+        assert config.pipeline.store is not None
+        raise StoreUnavailable(open_error_message(config.pipeline.store, exc)) from exc
+    finished = asyncio.run(sidecar.run())
+    return 0 if finished else 1

@@ -76,8 +76,12 @@ class Spool:
     def pending_records(self) -> int:
         return sum(_count_from_name(p) for p in self.files())
 
-    def put(self, batch: Batch) -> None:
-        """Write a batch; when over the size cap, drop the oldest batches (and count their records)."""
+    def put(self, batch: Batch, *, dead: bool = False) -> str:
+        """Write a batch; when over the size cap, drop the oldest batches (and count their records).
+
+        ``dead=True`` files a batch the store refused as bad data under ``dead/``, kept for inspection
+        and never replayed. Returns the file's path.
+        """
         header = _json.dumps_bytes(
             {
                 "format": FORMAT_VERSION,
@@ -91,8 +95,12 @@ class Spool:
         with self._lock:
             self._seq += 1
             stem = f"{time.time_ns():020d}-{os.getpid():07d}-{self._seq:08d}-{batch.table}-{batch.count}"
-        self._make_room(len(payload))
-        final = os.path.join(self.directory, stem + _SUFFIX)
+        directory = os.path.join(self.directory, "dead") if dead else self.directory
+        if dead:
+            os.makedirs(directory, exist_ok=True)
+        else:
+            self._make_room(len(payload))
+        final = os.path.join(directory, stem + _SUFFIX)
         temporary = f"{final}.{os.getpid()}.tmp"
         with open(temporary, "wb") as handle:
             handle.write(payload)
@@ -100,6 +108,7 @@ class Spool:
                 handle.flush()
                 os.fsync(handle.fileno())
         os.replace(temporary, final)
+        return final
 
     def _make_room(self, incoming: int) -> None:
         files = self.files()

@@ -1,0 +1,513 @@
+"""OTLP request bodies to ClickHouse rows: pure functions, no I/O (the receiver owns HTTP).
+
+Decoding uses opentelemetry-proto's generated messages (protobuf) and ``json_format`` (OTLP/JSON)
+after turning the hex ids OTLP/JSON uses into the base64 the protobuf JSON mapping expects: fed to
+``json_format`` directly, a hex trace id silently becomes a 24-byte id (standards.md section 5.1).
+
+Rows follow the OpenTelemetry Collector ClickHouse exporter's encodings (standards.md section 2.1):
+hex ids, ``Server``/``Client`` kinds, ``Unset``/``Ok``/``Error`` status, and attribute values as the
+collector's ``AsString()``. Attribute values stay typed in the JSON rows; the insert settings make
+ClickHouse store their JSON text, exactly as for the SDK's own spans.
+"""
+
+from __future__ import annotations
+
+import base64
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from . import semconv as sc
+from .clickhouse import TRACE_COLUMNS
+from .clickhouse import datetime64 as _datetime64
+from .prices import PriceTable
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
+_STATUS = ("Unset", "Ok", "Error")
+_ID_KEYS = frozenset(("traceId", "spanId", "parentSpanId"))
+_ROW_OPTIONS = orjson.OPT_APPEND_NEWLINE
+
+
+class PayloadError(ValueError):
+    """The body cannot be decoded or is invalid OTLP: HTTP 400, and nothing of it is stored."""
+
+
+class PayloadTooLarge(ValueError):
+    """The body is over the size limit (after decompression): HTTP 413."""
+
+
+@dataclass
+class EncodedRows:
+    """JSONCompactEachRow rows for one table, ready for the pipeline's writer."""
+
+    table: str
+    columns: list[str]
+    payload: bytes
+    count: int
+
+
+# --- bytes ---------------------------------------------------------------------------------------
+
+
+def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
+    """Undo ``Content-Encoding`` (identity, gzip or deflate), never producing more than ``limit`` bytes."""
+    encoding = (encoding or "identity").strip().lower()
+    if encoding in ("", "identity"):
+        if len(body) > limit:
+            raise PayloadTooLarge(f"body of {len(body)} bytes is over the limit of {limit} bytes")
+        return body
+    if encoding == "gzip":
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif encoding == "deflate":
+        inflater = zlib.decompressobj()
+    else:
+        raise ValueError(f"unsupported Content-Encoding {encoding!r}; supported: gzip, deflate, identity")
+    try:
+        data = inflater.decompress(body, limit + 1)
+        if len(data) > limit or inflater.unconsumed_tail:
+            raise PayloadTooLarge(f"decompressed body is over the limit of {limit} bytes")
+        data += inflater.flush()
+    except zlib.error as exc:
+        raise PayloadError(f"body is not valid {encoding} data: {exc}") from None
+    if not inflater.eof:
+        raise PayloadError(f"{encoding} body is truncated")
+    if len(data) > limit:
+        raise PayloadTooLarge(f"decompressed body is over the limit of {limit} bytes")
+    return data
+
+
+def _parse(message_type: type, body: bytes, content_type: str) -> Any:
+    if content_type == PROTOBUF:
+        try:
+            return message_type.FromString(body)
+        except DecodeError as exc:
+            raise PayloadError(f"body is not a valid protobuf {message_type.__name__}: {exc}") from None
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadError(f"body is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise PayloadError(f"OTLP/JSON body must be an object, got {type(document).__name__}")
+    _hex_ids_to_base64(document)
+    try:
+        return json_format.ParseDict(document, message_type(), ignore_unknown_fields=True)
+    except (json_format.ParseError, ValueError, TypeError) as exc:
+        raise PayloadError(f"body is not a valid OTLP/JSON {message_type.__name__}: {exc}") from None
+
+
+def parse_traces(body: bytes, content_type: str) -> ExportTraceServiceRequest:
+    return _parse(ExportTraceServiceRequest, body, content_type)
+
+
+def parse_metrics(body: bytes, content_type: str) -> ExportMetricsServiceRequest:
+    return _parse(ExportMetricsServiceRequest, body, content_type)
+
+
+def _hex_ids_to_base64(node: Any, path: str = "") -> None:
+    """OTLP/JSON ids are hex (case-insensitive); the protobuf JSON mapping reads bytes as base64."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _ID_KEYS and isinstance(value, str):
+                try:
+                    node[key] = base64.b64encode(bytes.fromhex(value)).decode()
+                except ValueError:
+                    raise PayloadError(f"{path}{key} is not a hex id: {value[:64]!r}") from None
+            elif isinstance(value, (dict, list)):
+                _hex_ids_to_base64(value, f"{path}{key}.")
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            if isinstance(item, (dict, list)):
+                _hex_ids_to_base64(item, f"{path[:-1]}[{index}].")
+
+
+# --- values --------------------------------------------------------------------------------------
+
+
+def any_value(value: Any) -> Any:
+    """An OTLP ``AnyValue`` as a plain Python value (bytes as base64, as the collector's ``AsString``)."""
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return ""
+    if kind == "array_value":
+        return [any_value(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: any_value(kv.value) for kv in value.kvlist_value.values}
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode()
+    return getattr(value, kind)
+
+
+def attributes(key_values: Iterable[Any]) -> dict[str, Any]:
+    """Repeated ``KeyValue`` as a dict; the fast path reads scalar values without recursion."""
+    out = {}
+    for kv in key_values:
+        value = kv.value
+        kind = value.WhichOneof("value")
+        if kind == "string_value":
+            out[kv.key] = value.string_value
+        elif kind in ("int_value", "double_value", "bool_value"):
+            out[kv.key] = getattr(value, kind)
+        else:
+            out[kv.key] = any_value(value)
+    return out
+
+
+def _row(values: list[Any]) -> bytes:
+    try:
+        return orjson.dumps(values, option=_ROW_OPTIONS)
+    except orjson.JSONEncodeError as exc:  # e.g. a NaN-free but non-UTF-8 string cannot come from protobuf
+        raise PayloadError(f"a value cannot be stored: {exc}") from None
+
+
+# --- traces --------------------------------------------------------------------------------------
+
+
+class SpanValidator:
+    """Permanent errors that make the whole request bad data (400): ids of the wrong length."""
+
+    @staticmethod
+    def check(span: Any, where: str) -> None:
+        if len(span.trace_id) != 16:
+            raise PayloadError(f"{where}: traceId must be 16 bytes, got {len(span.trace_id)}")
+        if len(span.span_id) != 8:
+            raise PayloadError(f"{where}: spanId must be 8 bytes, got {len(span.span_id)}")
+        if span.parent_span_id and len(span.parent_span_id) != 8:
+            raise PayloadError(f"{where}: parentSpanId must be 8 bytes or empty, got {len(span.parent_span_id)}")
+        if span.end_time_unix_nano and span.end_time_unix_nano < span.start_time_unix_nano:
+            raise PayloadError(f"{where}: endTimeUnixNano is before startTimeUnixNano")
+
+
+def trace_rows(
+    request: ExportTraceServiceRequest,
+    *,
+    prices: PriceTable | None = None,
+    on_unpriced: Callable[[], None] = lambda: None,
+) -> EncodedRows:
+    """Every span of the request as an ``otel_traces`` row; raises ``PayloadError`` before building any row.
+
+    GenAI spans from other SDKs carry tokens but no cost: when ``prices`` knows the model, the row gets
+    the same ``llmpulse.cost.usd`` attribute the SDK writes, so ``llm_calls`` has a cost for them too.
+    """
+    for r, resource_spans in enumerate(request.resource_spans):
+        for s, scope_spans in enumerate(resource_spans.scope_spans):
+            for i, span in enumerate(scope_spans.spans):
+                SpanValidator.check(span, f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]")
+    lines: list[bytes] = []
+    for resource_spans in request.resource_spans:
+        resource = attributes(resource_spans.resource.attributes)
+        service = resource.get("service.name", "")
+        service = service if isinstance(service, str) else str(service)
+        for scope_spans in resource_spans.scope_spans:
+            scope = scope_spans.scope
+            for span in scope_spans.spans:
+                attrs = attributes(span.attributes)
+                if prices is not None and sc.COST_USD not in attrs:
+                    _add_cost(attrs, prices, on_unpriced)
+                events = span.events
+                links = span.links
+                status = span.status
+                lines.append(
+                    _row(
+                        [
+                            _datetime64(span.start_time_unix_nano),
+                            span.trace_id.hex(),
+                            span.span_id.hex(),
+                            span.parent_span_id.hex(),
+                            span.trace_state,
+                            span.name,
+                            _KINDS[span.kind] if 0 <= span.kind < len(_KINDS) else "Unspecified",
+                            service,
+                            resource,
+                            scope.name,
+                            scope.version,
+                            attrs,
+                            max(span.end_time_unix_nano - span.start_time_unix_nano, 0),
+                            _STATUS[status.code] if 0 <= status.code < len(_STATUS) else "Unset",
+                            status.message,
+                            [_datetime64(e.time_unix_nano) for e in events],
+                            [e.name for e in events],
+                            [attributes(e.attributes) for e in events],
+                            [link.trace_id.hex() for link in links],
+                            [link.span_id.hex() for link in links],
+                            [link.trace_state for link in links],
+                            [attributes(link.attributes) for link in links],
+                        ]
+                    )
+                )
+    return EncodedRows("otel_traces", list(TRACE_COLUMNS), b"".join(lines), len(lines))
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _add_cost(attrs: dict[str, Any], prices: PriceTable, on_unpriced: Callable[[], None]) -> None:
+    input_tokens = _int(attrs.get(sc.GEN_AI_USAGE_INPUT_TOKENS))
+    output_tokens = _int(attrs.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS))
+    if input_tokens is None and output_tokens is None:
+        return
+    usage = (
+        input_tokens or 0,
+        output_tokens or 0,
+        _int(attrs.get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)),
+        _int(attrs.get(sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)),
+    )
+    cost = None
+    for key in (sc.GEN_AI_RESPONSE_MODEL, sc.GEN_AI_REQUEST_MODEL):
+        model = attrs.get(key)
+        if isinstance(model, str) and model:
+            cost = prices.cost(model, *usage)
+            if cost is not None:
+                break
+    if cost is None:
+        on_unpriced()
+    else:
+        attrs[sc.COST_USD] = round(cost, 10)
+
+
+def span_count(request: ExportTraceServiceRequest) -> int:
+    return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+
+
+# --- metrics -------------------------------------------------------------------------------------
+
+_COMMON = [
+    "ResourceAttributes",
+    "ResourceSchemaUrl",
+    "ScopeName",
+    "ScopeVersion",
+    "ScopeAttributes",
+    "ScopeDroppedAttrCount",
+    "ScopeSchemaUrl",
+    "ServiceName",
+    "MetricName",
+    "MetricDescription",
+    "MetricUnit",
+    "Attributes",
+    "StartTimeUnix",
+    "TimeUnix",
+]
+_EXEMPLARS = [
+    "Exemplars.FilteredAttributes",
+    "Exemplars.TimeUnix",
+    "Exemplars.Value",
+    "Exemplars.SpanId",
+    "Exemplars.TraceId",
+]
+METRIC_COLUMNS: dict[str, list[str]] = {
+    "otel_metrics_gauge": [*_COMMON, "Value", "Flags", *_EXEMPLARS],
+    "otel_metrics_sum": [*_COMMON, "Value", "Flags", *_EXEMPLARS, "AggregationTemporality", "IsMonotonic"],
+    "otel_metrics_histogram": [
+        *_COMMON,
+        "Count",
+        "Sum",
+        "BucketCounts",
+        "ExplicitBounds",
+        *_EXEMPLARS,
+        "Flags",
+        "Min",
+        "Max",
+        "AggregationTemporality",
+    ],
+    "otel_metrics_exp_histogram": [
+        *_COMMON,
+        "Count",
+        "Sum",
+        "Scale",
+        "ZeroCount",
+        "PositiveOffset",
+        "PositiveBucketCounts",
+        "NegativeOffset",
+        "NegativeBucketCounts",
+        *_EXEMPLARS,
+        "Flags",
+        "Min",
+        "Max",
+        "AggregationTemporality",
+    ],
+    "otel_metrics_summary": [
+        *_COMMON,
+        "Count",
+        "Sum",
+        "ValueAtQuantiles.Quantile",
+        "ValueAtQuantiles.Value",
+        "Flags",
+    ],
+}
+
+
+def _number(point: Any) -> float:
+    kind = point.WhichOneof("value")
+    return float(getattr(point, kind)) if kind else 0.0
+
+
+def _exemplars(points_exemplars: Any, seconds: bool) -> list[Any]:
+    stamp = _seconds if seconds else _datetime64
+    return [
+        [attributes(e.filtered_attributes) for e in points_exemplars],
+        [stamp(e.time_unix_nano) for e in points_exemplars],
+        [_number(e) for e in points_exemplars],
+        [e.span_id.hex() for e in points_exemplars],
+        [e.trace_id.hex() for e in points_exemplars],
+    ]
+
+
+def _seconds(ns: int) -> int:
+    return ns // 1_000_000_000
+
+
+def metric_rows(request: ExportMetricsServiceRequest) -> list[EncodedRows]:
+    """Data points of every metric as rows of the collector's ``otel_metrics_*`` tables."""
+    lines: dict[str, list[bytes]] = {table: [] for table in METRIC_COLUMNS}
+    for resource_metrics in request.resource_metrics:
+        resource = attributes(resource_metrics.resource.attributes)
+        service = resource.get("service.name", "")
+        service = service if isinstance(service, str) else str(service)
+        for scope_metrics in resource_metrics.scope_metrics:
+            scope = scope_metrics.scope
+            scope_attributes = attributes(scope.attributes)
+            for metric in scope_metrics.metrics:
+                kind = metric.WhichOneof("data")
+                if kind is None:
+                    continue
+                data = getattr(metric, kind)
+                seconds = kind == "exponential_histogram"  # that table's times are DateTime
+                stamp = _seconds if seconds else _datetime64
+
+                head = [
+                    resource,
+                    resource_metrics.schema_url,
+                    scope.name,
+                    scope.version,
+                    scope_attributes,
+                    scope.dropped_attributes_count,
+                    scope_metrics.schema_url,
+                    service,
+                    metric.name,
+                    metric.description,
+                    metric.unit,
+                ]
+
+                for point in data.data_points:
+                    if kind == "gauge":
+                        row = [
+                            *head,
+                            attributes(point.attributes),
+                            stamp(point.start_time_unix_nano),
+                            stamp(point.time_unix_nano),
+                            _number(point),
+                            point.flags,
+                            *_exemplars(point.exemplars, False),
+                        ]
+                        lines["otel_metrics_gauge"].append(_row(row))
+                    elif kind == "sum":
+                        row = [
+                            *head,
+                            attributes(point.attributes),
+                            stamp(point.start_time_unix_nano),
+                            stamp(point.time_unix_nano),
+                            _number(point),
+                            point.flags,
+                            *_exemplars(point.exemplars, False),
+                            data.aggregation_temporality,
+                            data.is_monotonic,
+                        ]
+                        lines["otel_metrics_sum"].append(_row(row))
+                    elif kind == "histogram":
+                        row = [
+                            *head,
+                            attributes(point.attributes),
+                            stamp(point.start_time_unix_nano),
+                            stamp(point.time_unix_nano),
+                            point.count,
+                            point.sum,
+                            list(point.bucket_counts),
+                            list(point.explicit_bounds),
+                            *_exemplars(point.exemplars, False),
+                            point.flags,
+                            point.min,
+                            point.max,
+                            data.aggregation_temporality,
+                        ]
+                        lines["otel_metrics_histogram"].append(_row(row))
+                    elif kind == "exponential_histogram":
+                        row = [
+                            *head,
+                            attributes(point.attributes),
+                            stamp(point.start_time_unix_nano),
+                            stamp(point.time_unix_nano),
+                            point.count,
+                            point.sum,
+                            point.scale,
+                            point.zero_count,
+                            point.positive.offset,
+                            list(point.positive.bucket_counts),
+                            point.negative.offset,
+                            list(point.negative.bucket_counts),
+                            *_exemplars(point.exemplars, True),
+                            point.flags,
+                            point.min,
+                            point.max,
+                            data.aggregation_temporality,
+                        ]
+                        lines["otel_metrics_exp_histogram"].append(_row(row))
+                    elif kind == "summary":
+                        row = [
+                            *head,
+                            attributes(point.attributes),
+                            stamp(point.start_time_unix_nano),
+                            stamp(point.time_unix_nano),
+                            point.count,
+                            point.sum,
+                            [q.quantile for q in point.quantile_values],
+                            [q.value for q in point.quantile_values],
+                            point.flags,
+                        ]
+                        lines["otel_metrics_summary"].append(_row(row))
+    return [
+        EncodedRows(table, METRIC_COLUMNS[table], b"".join(rows), len(rows)) for table, rows in lines.items() if rows
+    ]
+
+
+def data_point_count(request: ExportMetricsServiceRequest) -> int:
+    total = 0
+    for resource_metrics in request.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                kind = metric.WhichOneof("data")
+                if kind is not None:
+                    total += len(getattr(metric, kind).data_points)
+    return total
+
+
+__all__ = [
+    "JSON",
+    "METRIC_COLUMNS",
+    "PROTOBUF",
+    "EncodedRows",
+    "PayloadError",
+    "PayloadTooLarge",
+    "data_point_count",
+    "decompress",
+    "metric_rows",
+    "parse_metrics",
+    "parse_traces",
+    "span_count",
+    "trace_rows",
+]

@@ -1,0 +1,101 @@
+"""The sidecar's own ``/metrics``: Prometheus exposition of its counters, read at scrape time.
+
+A custom prometheus-client collector reads the pipeline's and receiver's counters when Prometheus
+scrapes, so the hot paths keep plain integers and nothing is double-counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
+from prometheus_client.registry import Collector
+
+from .pipeline import Stats
+from .receiver import ReceiverStats
+
+
+@dataclass
+class TickStats:
+    """Cost of the collectors' ticks, per collector."""
+
+    seconds_total: dict[str, float] = field(default_factory=dict)
+    ticks: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+
+    def record(self, name: str, seconds: float, rows: int, error: bool = False) -> None:
+        self.seconds_total[name] = self.seconds_total.get(name, 0.0) + seconds
+        self.ticks[name] = self.ticks.get(name, 0) + 1
+        self.rows[name] = self.rows.get(name, 0) + rows
+        if error:
+            self.errors[name] = self.errors.get(name, 0) + 1
+
+
+class SidecarCollector(Collector):
+    def __init__(
+        self, pipeline_stats: Callable[[], Stats], receiver: ReceiverStats, ticks: TickStats, ready: Callable[[], bool]
+    ) -> None:
+        self._pipeline_stats = pipeline_stats
+        self._receiver = receiver
+        self._ticks = ticks
+        self._ready = ready
+
+    def collect(self) -> Iterator[Any]:
+        stats = self._pipeline_stats()
+        yield GaugeMetricFamily("llmpulse_queue_depth", "Rows and records waiting in memory", value=stats.queue_depth)
+        yield GaugeMetricFamily("llmpulse_spool_files", "Batches waiting in the disk spool", value=stats.spool_files)
+        yield GaugeMetricFamily("llmpulse_spool_records", "Rows waiting in the disk spool", value=stats.spool_records)
+        yield GaugeMetricFamily("llmpulse_ready", "1 when the store took the latest insert", value=int(self._ready()))
+        received = CounterMetricFamily("llmpulse_received", "Items accepted by the OTLP receiver", labels=["signal"])
+        received.add_metric(["traces"], self._receiver.spans_accepted)
+        received.add_metric(["metrics"], self._receiver.data_points_accepted)
+        yield received
+        yield CounterMetricFamily(
+            "llmpulse_refused_busy_spans",
+            "Spans answered with 503 because the queue was full (the client retries them)",
+            value=self._receiver.spans_refused_busy,
+        )
+        yield CounterMetricFamily("llmpulse_exported_records", "Rows stored in ClickHouse", value=stats.exported)
+        yield CounterMetricFamily("llmpulse_spooled_records", "Rows written to the disk spool", value=stats.spooled)
+        yield CounterMetricFamily("llmpulse_replayed_records", "Spooled rows later stored", value=stats.replayed)
+        dropped = CounterMetricFamily("llmpulse_dropped_records", "Rows lost, by reason", labels=["reason"])
+        for reason, count in sorted(stats.dropped_by_reason.items()):
+            dropped.add_metric([reason], count)
+        yield dropped
+        yield CounterMetricFamily(
+            "llmpulse_unpriced_spans", "GenAI spans whose model has no price", value=self._receiver.unpriced_spans
+        )
+        yield SummaryMetricFamily(
+            "llmpulse_insert_seconds",
+            "Time of successful ClickHouse inserts",
+            count_value=stats.inserts,
+            sum_value=stats.insert_seconds_total,
+        )
+        requests = CounterMetricFamily(
+            "llmpulse_http_requests", "OTLP requests by path and status", labels=["path", "code"]
+        )
+        for (path, status), count in sorted(self._receiver.requests.items()):
+            requests.add_metric([path, str(status)], count)
+        yield requests
+        ticks = SummaryMetricFamily(
+            "llmpulse_collector_tick_seconds", "Cost of one collector tick", labels=["collector"]
+        )
+        errors = CounterMetricFamily("llmpulse_collector_errors", "Collector ticks that failed", labels=["collector"])
+        rows = CounterMetricFamily("llmpulse_collector_rows", "Rows produced by collectors", labels=["collector"])
+        for name in sorted(self._ticks.ticks):
+            ticks.add_metric([name], count_value=self._ticks.ticks[name], sum_value=self._ticks.seconds_total[name])
+            errors.add_metric([name], self._ticks.errors.get(name, 0))
+            rows.add_metric([name], self._ticks.rows.get(name, 0))
+        yield ticks
+        yield errors
+        yield rows
+
+
+def exposition(collector: SidecarCollector) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return generate_latest(registry)

@@ -1,0 +1,231 @@
+"""The sidecar process: OTLP receiver, GPU collector, serving-engine scraper and analyzer schedule.
+
+One asyncio loop serves HTTP (aiohttp); decoding, collector ticks and analyzer runs happen on worker
+threads so ``/healthz`` answers while they work. Everything goes through one :class:`Pipeline`, which
+owns the store (an embedded store can be opened by one process only: this one) and the disk spool.
+SIGTERM or SIGINT: stop accepting, stop the collectors, flush (or spool) within the deadline, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from aiohttp import web
+
+from ._log import logger
+from .clickhouse import rows_to_batch
+from .otlp_decode import EncodedRows
+from .pipeline import Pipeline
+from .prices import PriceTable
+from .receiver import OtlpReceiver
+from .selfmetrics import SidecarCollector, TickStats
+from .sidecar_config import SidecarConfig
+
+Rows = dict[str, list[dict[str, Any]]]
+
+
+class Sidecar:
+    """Build with a validated config; ``await start()``, then ``await stop()`` (or ``run()`` for both)."""
+
+    def __init__(
+        self,
+        config: SidecarConfig,
+        *,
+        nvml: Any = None,
+        fetch: Callable[[str, float], str] | None = None,
+        version: str = "0.1.0",
+    ) -> None:
+        self.config = config
+        self.pipeline = Pipeline(config.pipeline, version=version)
+        prices = PriceTable.vendored()
+        self.receiver = OtlpReceiver(
+            self.pipeline.submit_rows,
+            max_body_bytes=config.max_body_bytes,
+            auth_token=config.auth_token,
+            prices=prices,
+        )
+        self.ticks = TickStats()
+        self._nvml = nvml
+        self._fetch = fetch
+        self._tasks: list[asyncio.Task[None]] = []
+        self._runner: web.AppRunner | None = None
+        self._closers: list[Callable[[], None]] = []
+        self.port: int | None = None
+        self._stopped = asyncio.Event()
+        self._metrics_registry: Any = None
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def open_store(self) -> None:
+        """Open the store and apply the schema now; raises when it cannot be opened (CLI exits 1)."""
+        self.pipeline.open_store()
+        self.pipeline.store_ok = True
+
+    async def start(self) -> None:
+        from prometheus_client import CollectorRegistry
+
+        app = web.Application(client_max_size=self.config.max_body_bytes)
+        self.receiver.add_routes(app)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(SidecarCollector(self.pipeline.snapshot, self.receiver.stats, self.ticks, self.ready))
+        self._metrics_registry = registry
+        # OTLP bodies are decompressed by the receiver itself, with the size limit applied to the output.
+        self._runner = web.AppRunner(
+            app, auto_decompress=False, access_log=None, handle_signals=False, shutdown_timeout=5.0
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1] if self._runner.addresses else self.config.port
+        self._start_collectors()
+        logger.warning(
+            "llmpulse agent: listening on %s:%s (OTLP/HTTP /v1/traces /v1/metrics, /metrics, /healthz, /readyz), store %s",
+            self.config.host,
+            self.port,
+            self.config.pipeline.store.safe() if self.config.pipeline.store else "none",
+        )
+
+    async def stop(self) -> bool:
+        """Stop accepting, stop the loops, flush within ``shutdown_timeout``; True when all was written."""
+        started = time.monotonic()
+        self.receiver.accepting = False
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()  # closes the listener, lets requests in flight finish
+        self.receiver.close()
+        for close in self._closers:
+            try:
+                close()
+            except Exception:
+                logger.warning("llmpulse agent: closing a collector failed", exc_info=True)
+        left = max(self.config.shutdown_timeout - (time.monotonic() - started), 0.5)
+        loop = asyncio.get_running_loop()
+        finished = await loop.run_in_executor(None, self.pipeline.shutdown, left)
+        stats = self.pipeline.snapshot()
+        logger.warning(
+            "llmpulse agent: stopped; %d rows stored, %d spooled for later, %d dropped",
+            stats.exported,
+            stats.spool_records,
+            stats.dropped,
+        )
+        self._stopped.set()
+        return finished
+
+    async def run(self, stop: asyncio.Event | None = None) -> bool:
+        """Serve until SIGTERM/SIGINT (or ``stop`` is set), then shut down cleanly."""
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, stop.set)
+            except (NotImplementedError, RuntimeError):  # not the main thread, or not POSIX
+                pass
+        await self.start()
+        await stop.wait()
+        return await self.stop()
+
+    # --- HTTP ------------------------------------------------------------------------------------
+
+    def ready(self) -> bool:
+        return self.receiver.accepting and self.pipeline.store_ok is not False
+
+    async def _metrics(self, _request: web.Request) -> web.Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        body = generate_latest(self._metrics_registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _healthz(self, _request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def _readyz(self, _request: web.Request) -> web.Response:
+        if self.ready():
+            return web.json_response({"status": "ready"})
+        reason = "shutting down" if not self.receiver.accepting else "the store did not take the latest insert"
+        return web.json_response({"status": "not ready", "reason": reason}, status=503)
+
+    # --- collectors ------------------------------------------------------------------------------
+
+    def _start_collectors(self) -> None:
+        if self.config.gpu != "off":
+            self._start_gpu()
+        for target in self.config.scrape:
+            from llmpulse.collectors.serving import ServingScraper
+
+            scraper = ServingScraper(target.url, engine=target.engine, fetch=self._fetch)
+            name = f"serving:{target.url}"
+            self._tasks.append(asyncio.ensure_future(self._loop(name, self.config.scrape_interval, scraper.collect)))
+        if self.config.analyze_every > 0:
+            self._tasks.append(asyncio.ensure_future(self._analyze_loop()))
+
+    def _start_gpu(self) -> None:
+        from llmpulse.collectors.gpu import GpuCollector
+
+        collector = GpuCollector(self._nvml, hostname=socket.gethostname())
+        if not collector.start():
+            if self.config.gpu == "on":
+                raise RuntimeError("gpu is 'on' but no NVIDIA GPU could be read (see the warning above)")
+            return
+        self._closers.append(collector.close)
+        self._tasks.append(asyncio.ensure_future(self._loop("gpu", self.config.gpu_interval, collector.collect)))
+
+    async def _loop(self, name: str, interval: float, collect: Callable[[datetime], Rows]) -> None:
+        """Tick every ``interval`` seconds on a worker thread; a failing tick is logged and counted."""
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
+        while True:
+            started = time.perf_counter()
+            count, failed = 0, False
+            try:
+                rows = await loop.run_in_executor(None, collect, datetime.now(timezone.utc))
+                count = self._submit(name, rows)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                failed = True
+                logger.error("llmpulse agent: %s collector tick failed", name, exc_info=True)
+            self.ticks.record(name, time.perf_counter() - started, count, failed)
+            next_tick += interval
+            await asyncio.sleep(max(next_tick - loop.time(), 0.0))
+
+    def _submit(self, name: str, rows: Rows) -> int:
+        batches = [rows_to_batch(table, table_rows) for table, table_rows in rows.items() if table_rows]
+        encoded = [EncodedRows(b.table, b.columns, b.payload, b.count) for b in batches]
+        count = sum(b.count for b in batches)
+        if encoded and not self.pipeline.submit_rows(encoded):
+            self.pipeline.count_drop(f"{name.split(':', maxsplit=1)[0]}_queue_full", count)
+            return 0
+        return count
+
+    async def _analyze_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.config.analyze_every)
+            started = time.perf_counter()
+            failed = False
+            try:
+                await loop.run_in_executor(None, self._run_analyzers)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                failed = True
+                logger.error("llmpulse agent: scheduled analysis failed", exc_info=True)
+            self.ticks.record("analyzers", time.perf_counter() - started, 0, failed)
+
+    def _run_analyzers(self) -> None:
+        from llmpulse.analyzers.store import run_all
+
+        store = self.config.pipeline.store
+        assert store is not None
+        run_all(self.pipeline.store_client(), store.database, self.config.analyze_window, self.config.analyze_reference)

@@ -1,0 +1,238 @@
+"""Settings of ``llmpulse agent``: flags over environment over a YAML file over defaults, all validated.
+
+Each setting has one name, used as the YAML key, and the flag ``--name-with-dashes`` and the
+environment variable in ``SETTINGS``. A wrong value is reported with the setting's name and where it
+came from, before the sidecar opens the store or a port.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from .config import Config, ConfigError, build_config
+
+ENV_CONFIG_FILE = "LLMPULSE_AGENT_CONFIG"
+GPU_MODES = ("auto", "on", "off")
+ENGINES = ("auto", "vllm", "tgi")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+# name -> (environment variable, help). The pipeline settings are passed on to build_config.
+SETTINGS: dict[str, tuple[str | None, str]] = {
+    "dsn": ("LLMPULSE_DSN", "store DSN (default: the embedded store in ./.llmpulse/store)"),
+    "database": ("LLMPULSE_DATABASE", "database name (default: from the DSN, else 'llmpulse')"),
+    "host": ("LLMPULSE_AGENT_HOST", "address to listen on (default 0.0.0.0)"),
+    "port": ("LLMPULSE_AGENT_PORT", "OTLP/HTTP and /metrics port (default 4318)"),
+    "auth_token": ("LLMPULSE_AGENT_TOKEN", "require 'Authorization: Bearer TOKEN' on /v1/* (default: none)"),
+    "max_body_bytes": ("LLMPULSE_AGENT_MAX_BODY_BYTES", "largest OTLP body, after decompression (default 64 MiB)"),
+    "gpu": ("LLMPULSE_GPU", "GPU collection: auto (if a driver is found), on (required), off (default auto)"),
+    "gpu_interval": ("LLMPULSE_GPU_INTERVAL", "seconds between GPU samples (default 5)"),
+    "scrape": ("LLMPULSE_SCRAPE", "serving-engine /metrics URLs, comma-separated (default: none)"),
+    "scrape_engine": ("LLMPULSE_SCRAPE_ENGINE", "engine of the scrape targets: auto, vllm or tgi (default auto)"),
+    "scrape_interval": ("LLMPULSE_SCRAPE_INTERVAL", "seconds between scrapes (default 15)"),
+    "analyze_every": ("LLMPULSE_ANALYZE_EVERY", "run all analyzers this often, e.g. 1h; 0 = never (default 0)"),
+    "analyze_window": ("LLMPULSE_ANALYZE_WINDOW", "current window of scheduled analyses (default 1h)"),
+    "analyze_reference": ("LLMPULSE_ANALYZE_REFERENCE", "reference window of scheduled analyses (default 7d)"),
+    "spool_dir": ("LLMPULSE_SPOOL_DIR", "where batches wait while the store is down (default ./.llmpulse/spool)"),
+    "spool_max_bytes": ("LLMPULSE_SPOOL_MAX_BYTES", "spool size cap in bytes (default 512 MiB)"),
+    "max_queue_size": ("LLMPULSE_MAX_QUEUE_SIZE", "rows held in memory before 503 (default 20000)"),
+    "batch_size": ("LLMPULSE_BATCH_SIZE", "rows per insert (default 2000)"),
+    "flush_interval": ("LLMPULSE_FLUSH_INTERVAL", "seconds between inserts of a partial batch (default 1)"),
+    "shutdown_timeout": ("LLMPULSE_AGENT_SHUTDOWN_TIMEOUT", "seconds to flush on SIGTERM before exiting (default 10)"),
+}
+_PIPELINE = ("dsn", "database", "spool_dir", "spool_max_bytes", "max_queue_size", "batch_size", "flush_interval")
+
+
+@dataclass(frozen=True)
+class ScrapeTarget:
+    url: str
+    engine: str = "auto"
+
+
+@dataclass(frozen=True)
+class SidecarConfig:
+    pipeline: Config
+    host: str = "0.0.0.0"
+    port: int = 4318
+    auth_token: str | None = None
+    max_body_bytes: int = 64 * 1024 * 1024
+    gpu: str = "auto"
+    gpu_interval: float = 5.0
+    scrape: tuple[ScrapeTarget, ...] = ()
+    scrape_interval: float = 15.0
+    analyze_every: float = 0.0
+    analyze_window: str = "1h"
+    analyze_reference: str = "7d"
+    shutdown_timeout: float = 10.0
+    sources: dict[str, str] = field(default_factory=dict)  # setting -> "flag" | "$ENV" | "FILE" (for messages)
+
+
+def _where(name: str, source: str) -> str:
+    return f"{name} (from {source})" if source != "default" else name
+
+
+def parse_duration(name: str, value: Any, source: str = "default", *, allow_zero: bool = False) -> float:
+    """Seconds from a number or text like ``500ms``, ``5s``, ``2m``, ``1h``, ``7d``."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{_where(name, source)} must be a duration such as 5s, 2m or 1h, got {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ConfigError(f"{_where(name, source)} must be a duration such as 5s, 2m or 1h, got {value!r}")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds < 0 or (seconds == 0 and not allow_zero):
+        low = "0 (off) or more" if allow_zero else "more than 0"
+        raise ConfigError(f"{_where(name, source)} must be {low}, got {value!r}")
+    return seconds
+
+
+def _int(name: str, value: Any, source: str, low: int, high: int) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{_where(name, source)} must be a whole number, got {value!r}")
+    try:
+        number = int(str(value).strip()) if not isinstance(value, int) else value
+    except ValueError:
+        raise ConfigError(f"{_where(name, source)} must be a whole number, got {value!r}") from None
+    if not low <= number <= high:
+        raise ConfigError(f"{_where(name, source)} must be between {low} and {high}, got {value!r}")
+    return number
+
+
+def _choice(name: str, value: Any, source: str, choices: tuple[str, ...]) -> str:
+    text = str(value).strip().lower()
+    if text not in choices:
+        raise ConfigError(f"{_where(name, source)} must be one of {', '.join(choices)}, got {value!r}")
+    return text
+
+
+def _targets(value: Any, source: str, engine: str) -> tuple[ScrapeTarget, ...]:
+    items: list[Any] = (
+        value.split(",") if isinstance(value, str) else list(value) if isinstance(value, list) else [value]
+    )
+    targets = []
+    for item in items:
+        if isinstance(item, Mapping):
+            unknown = set(item) - {"url", "engine"}
+            if unknown or "url" not in item:
+                raise ConfigError(
+                    f"{_where('scrape', source)}: each target is a URL or {{url: ..., engine: ...}}, got {dict(item)!r}"
+                )
+            url, target_engine = (
+                str(item["url"]).strip(),
+                _choice("scrape engine", item.get("engine", engine), source, ENGINES),
+            )
+        else:
+            url, target_engine = str(item).strip(), engine
+        if not url:
+            continue
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(
+                f"{_where('scrape', source)} must list http(s) URLs such as http://localhost:8000/metrics, got {url!r}"
+            )
+        targets.append(ScrapeTarget(url, target_engine))
+    return tuple(targets)
+
+
+def load_file(path: str) -> dict[str, Any]:
+    """The YAML file's settings; unknown keys and bad YAML are errors naming the file."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path!r} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path!r} cannot be read: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path!r} is not valid YAML: {exc}") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"config file {path!r} must hold a mapping of settings, got {type(document).__name__}")
+    unknown = sorted(str(key) for key in document if str(key).replace("-", "_") not in SETTINGS)
+    if unknown:
+        raise ConfigError(
+            f"config file {path!r}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(SETTINGS))}"
+        )
+    return {str(key).replace("-", "_"): value for key, value in document.items()}
+
+
+def build_sidecar_config(
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_file: str | None = None,
+) -> SidecarConfig:
+    """Merge and validate. ``flags`` holds only the flags given on the command line (others are None)."""
+    environ = os.environ if environ is None else environ
+    flags = {k: v for k, v in (flags or {}).items() if v is not None and v != ()}
+    path = config_file or environ.get(ENV_CONFIG_FILE, "").strip() or None
+    from_file = load_file(path) if path else {}
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name, (env, _help) in SETTINGS.items():
+        if name in flags:
+            values[name], sources[name] = flags[name], "--" + name.replace("_", "-")
+        elif env and environ.get(env, "").strip():
+            values[name], sources[name] = environ[env].strip(), "$" + env
+        elif name in from_file and from_file[name] is not None:
+            values[name], sources[name] = from_file[name], str(path)
+    src = lambda name: sources.get(name, "default")  # noqa: E731
+
+    pipeline_args = {name: values[name] for name in _PIPELINE if name in values}
+    try:
+        # The sidecar only ever writes to the store: an OTEL_EXPORTER_OTLP_ENDPOINT in its environment
+        # (common in pods) must not make it forward spans to itself.
+        pipeline = build_config({}, export="clickhouse", service_name="llmpulse-agent", **pipeline_args)
+    except ConfigError as exc:
+        text = str(exc)
+        for name in pipeline_args:
+            if text.startswith(name) and src(name) != "default":
+                text = text.replace(name, _where(name, src(name)), 1)
+                break
+        raise ConfigError(text) from None
+
+    engine = _choice("scrape_engine", values.get("scrape_engine", "auto"), src("scrape_engine"), ENGINES)
+    settings: dict[str, Any] = {"pipeline": pipeline, "sources": sources}
+    if "host" in values:
+        host = str(values["host"]).strip()
+        if not host or any(c.isspace() for c in host):
+            raise ConfigError(f"{_where('host', src('host'))} must be a host name or address, got {values['host']!r}")
+        settings["host"] = host
+    if "port" in values:
+        settings["port"] = _int("port", values["port"], src("port"), 0, 65535)
+    if "auth_token" in values:
+        token = str(values["auth_token"]).strip()
+        if not token or any(c.isspace() for c in token):
+            raise ConfigError(f"{_where('auth_token', src('auth_token'))} must be a non-empty token without spaces")
+        settings["auth_token"] = token
+    if "max_body_bytes" in values:
+        settings["max_body_bytes"] = _int(
+            "max_body_bytes", values["max_body_bytes"], src("max_body_bytes"), 1024, 2**31
+        )
+    if "gpu" in values:
+        gpu = values["gpu"]
+        gpu = {True: "on", False: "off"}.get(gpu, gpu) if isinstance(gpu, bool) else gpu
+        settings["gpu"] = _choice("gpu", gpu, src("gpu"), GPU_MODES)
+    for name in ("gpu_interval", "scrape_interval", "shutdown_timeout"):
+        if name in values:
+            settings[name] = parse_duration(name, values[name], src(name))
+    if "analyze_every" in values:
+        settings["analyze_every"] = parse_duration(
+            "analyze_every", values["analyze_every"], src("analyze_every"), allow_zero=True
+        )
+    for name in ("analyze_window", "analyze_reference"):
+        if name in values:
+            parse_duration(name, values[name], src(name))
+            settings[name] = str(values[name]).strip()
+    if "scrape" in values:
+        settings["scrape"] = _targets(values["scrape"], src("scrape"), engine)
+    return SidecarConfig(**settings)
