@@ -128,7 +128,7 @@ _BUCKET_SECONDS = 60
 # (driver reload), the trapezoid of the two power readings times the interval, or one power reading
 # times the interval when only one exists.
 _GPU_INTERVALS_CTE = f"""gpu_intervals AS (
-    SELECT Hostname, GpuUuid, GpuIndex, a, b, b - a AS seconds,
+    SELECT Hostname, GpuUuid, GpuIndex, assumeNotNull(a0) AS a, b, b - a AS seconds,
         multiIf(e0 IS NOT NULL AND e1 IS NOT NULL AND e1 >= e0, (toFloat64(e1) - toFloat64(e0)) / 1000,
                 p0 IS NOT NULL AND p1 IS NOT NULL, (p0 + p1) / 2 * (b - a),
                 p1 IS NOT NULL, p1 * (b - a),
@@ -137,7 +137,7 @@ _GPU_INTERVALS_CTE = f"""gpu_intervals AS (
     FROM (
         SELECT Hostname, GpuUuid, GpuIndex,
             toFloat64(Timestamp) AS b,
-            lagInFrame(toNullable(toFloat64(Timestamp))) OVER w AS a,
+            lagInFrame(toNullable(toFloat64(Timestamp))) OVER w AS a0,
             EnergyMillijoules AS e1, lagInFrame(EnergyMillijoules) OVER w AS e0,
             PowerDrawWatts AS p1, lagInFrame(PowerDrawWatts) OVER w AS p0
         FROM "{{db}}"."gpu_samples"
@@ -146,7 +146,7 @@ _GPU_INTERVALS_CTE = f"""gpu_intervals AS (
             AND Timestamp <= fromUnixTimestamp64Milli({{{{end_ms:Int64}}}})
         WINDOW w AS (PARTITION BY Hostname, GpuUuid ORDER BY Timestamp ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
     )
-    WHERE a IS NOT NULL AND b > {{{{start_ms:Int64}}}} / 1000 AND b - a > 0 AND b - a <= {MAX_INTERVAL_SECONDS}
+    WHERE a0 IS NOT NULL AND b > {{{{start_ms:Int64}}}} / 1000 AND b - a0 > 0 AND b - a0 <= {MAX_INTERVAL_SECONDS}
 )"""
 
 # The (Hostname, Model, GpuUuid) triples: the explicit map, plus, for hosts the map does not name, every
