@@ -172,19 +172,20 @@ def _row(values: list[Any]) -> bytes:
 # --- traces --------------------------------------------------------------------------------------
 
 
-class SpanValidator:
-    """Permanent errors that make the whole request bad data (400): ids of the wrong length."""
+def _bad_span(span: Any, where: str) -> str | None:
+    """Why a span is permanently invalid (ids of the wrong length, end before start), or None."""
+    if len(span.trace_id) != 16:
+        return f"{where}: traceId must be 16 bytes, got {len(span.trace_id)}"
+    if len(span.span_id) != 8:
+        return f"{where}: spanId must be 8 bytes, got {len(span.span_id)}"
+    if span.parent_span_id and len(span.parent_span_id) != 8:
+        return f"{where}: parentSpanId must be 8 bytes or empty, got {len(span.parent_span_id)}"
+    if span.end_time_unix_nano and span.end_time_unix_nano < span.start_time_unix_nano:
+        return f"{where}: endTimeUnixNano is before startTimeUnixNano"
+    return None
 
-    @staticmethod
-    def check(span: Any, where: str) -> None:
-        if len(span.trace_id) != 16:
-            raise PayloadError(f"{where}: traceId must be 16 bytes, got {len(span.trace_id)}")
-        if len(span.span_id) != 8:
-            raise PayloadError(f"{where}: spanId must be 8 bytes, got {len(span.span_id)}")
-        if span.parent_span_id and len(span.parent_span_id) != 8:
-            raise PayloadError(f"{where}: parentSpanId must be 8 bytes or empty, got {len(span.parent_span_id)}")
-        if span.end_time_unix_nano and span.end_time_unix_nano < span.start_time_unix_nano:
-            raise PayloadError(f"{where}: endTimeUnixNano is before startTimeUnixNano")
+
+_NO_ITEMS: list[Any] = []  # shared, never mutated
 
 
 def trace_rows(
@@ -193,85 +194,104 @@ def trace_rows(
     prices: PriceTable | None = None,
     on_unpriced: Callable[[], None] = lambda: None,
 ) -> EncodedRows:
-    """Every span of the request as an ``otel_traces`` row; raises ``PayloadError`` before building any row.
+    """Every span of the request as an ``otel_traces`` row, or ``PayloadError`` for the whole request.
 
     GenAI spans from other SDKs carry tokens but no cost: when ``prices`` knows the model, the row gets
     the same ``llmpulse.cost.usd`` attribute the SDK writes, so ``llm_calls`` has a cost for them too.
     """
-    for r, resource_spans in enumerate(request.resource_spans):
-        for s, scope_spans in enumerate(resource_spans.scope_spans):
-            for i, span in enumerate(scope_spans.spans):
-                SpanValidator.check(span, f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]")
     lines: list[bytes] = []
-    for resource_spans in request.resource_spans:
+    append = lines.append
+    kinds, statuses = _KINDS, _STATUS
+    for r, resource_spans in enumerate(request.resource_spans):
         resource = attributes(resource_spans.resource.attributes)
         service = resource.get("service.name", "")
         service = service if isinstance(service, str) else str(service)
-        for scope_spans in resource_spans.scope_spans:
+        for s, scope_spans in enumerate(resource_spans.scope_spans):
             scope = scope_spans.scope
-            for span in scope_spans.spans:
+            scope_name, scope_version = scope.name, scope.version
+            for i, span in enumerate(scope_spans.spans):
+                trace_id, span_id, parent_id = span.trace_id, span.span_id, span.parent_span_id
+                start, end = span.start_time_unix_nano, span.end_time_unix_nano
+                if (
+                    len(trace_id) != 16
+                    or len(span_id) != 8
+                    or (parent_id and len(parent_id) != 8)
+                    or (end and end < start)
+                ):
+                    raise PayloadError(_bad_span(span, f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"))
                 attrs = attributes(span.attributes)
                 if prices is not None and sc.COST_USD not in attrs:
                     _add_cost(attrs, prices, on_unpriced)
-                events = span.events
-                links = span.links
-                status = span.status
-                lines.append(
-                    _row(
-                        [
-                            _datetime64(span.start_time_unix_nano),
-                            span.trace_id.hex(),
-                            span.span_id.hex(),
-                            span.parent_span_id.hex(),
-                            span.trace_state,
-                            span.name,
-                            _KINDS[span.kind] if 0 <= span.kind < len(_KINDS) else "Unspecified",
-                            service,
-                            resource,
-                            scope.name,
-                            scope.version,
-                            attrs,
-                            max(span.end_time_unix_nano - span.start_time_unix_nano, 0),
-                            _STATUS[status.code] if 0 <= status.code < len(_STATUS) else "Unset",
-                            status.message,
-                            [_datetime64(e.time_unix_nano) for e in events],
-                            [e.name for e in events],
-                            [attributes(e.attributes) for e in events],
-                            [link.trace_id.hex() for link in links],
-                            [link.span_id.hex() for link in links],
-                            [link.trace_state for link in links],
-                            [attributes(link.attributes) for link in links],
-                        ]
+                events, links, status = span.events, span.links, span.status
+                kind, code = span.kind, status.code
+                row = [
+                    _datetime64(start),
+                    trace_id.hex(),
+                    span_id.hex(),
+                    parent_id.hex(),
+                    span.trace_state,
+                    span.name,
+                    kinds[kind] if 0 <= kind < 6 else "Unspecified",
+                    service,
+                    resource,
+                    scope_name,
+                    scope_version,
+                    attrs,
+                    end - start if end > start else 0,
+                    statuses[code] if 0 <= code < 3 else "Unset",
+                    status.message,
+                ]
+                if events:
+                    row += (
+                        [_datetime64(e.time_unix_nano) for e in events],
+                        [e.name for e in events],
+                        [attributes(e.attributes) for e in events],
                     )
-                )
+                else:
+                    row += (_NO_ITEMS, _NO_ITEMS, _NO_ITEMS)
+                if links:
+                    row += (
+                        [link.trace_id.hex() for link in links],
+                        [link.span_id.hex() for link in links],
+                        [link.trace_state for link in links],
+                        [attributes(link.attributes) for link in links],
+                    )
+                else:
+                    row += (_NO_ITEMS, _NO_ITEMS, _NO_ITEMS, _NO_ITEMS)
+                append(_row(row))
     return EncodedRows("otel_traces", list(TRACE_COLUMNS), b"".join(lines), len(lines))
 
 
 def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
+    kind = type(value)
+    if kind is int:
         return value
-    if isinstance(value, str) and value.isdigit():
+    if kind is str and value.isdigit():
         return int(value)
     return None
 
 
+_COST_MODEL_KEYS = (sc.GEN_AI_RESPONSE_MODEL, sc.GEN_AI_REQUEST_MODEL)
+
+
 def _add_cost(attrs: dict[str, Any], prices: PriceTable, on_unpriced: Callable[[], None]) -> None:
-    input_tokens = _int(attrs.get(sc.GEN_AI_USAGE_INPUT_TOKENS))
-    output_tokens = _int(attrs.get(sc.GEN_AI_USAGE_OUTPUT_TOKENS))
+    get = attrs.get
+    input_tokens = _int(get(sc.GEN_AI_USAGE_INPUT_TOKENS))
+    output_tokens = _int(get(sc.GEN_AI_USAGE_OUTPUT_TOKENS))
     if input_tokens is None and output_tokens is None:
         return
+    cache_read = get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)
+    cache_write = get(sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)
     usage = (
         input_tokens or 0,
         output_tokens or 0,
-        _int(attrs.get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)),
-        _int(attrs.get(sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)),
+        None if cache_read is None else _int(cache_read),
+        None if cache_write is None else _int(cache_write),
     )
     cost = None
-    for key in (sc.GEN_AI_RESPONSE_MODEL, sc.GEN_AI_REQUEST_MODEL):
-        model = attrs.get(key)
-        if isinstance(model, str) and model:
+    for key in _COST_MODEL_KEYS:
+        model = get(key)
+        if type(model) is str and model:
             cost = prices.cost(model, *usage)
             if cost is not None:
                 break
