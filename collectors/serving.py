@@ -23,8 +23,6 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
-
 __all__ = [
     "DEFAULT_INTERVAL_SECONDS",
     "ENGINES",
@@ -145,6 +143,8 @@ def parse_exposition(text: str, engine: str = "auto") -> list[dict[str, Any]]:
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    from prometheus_client.parser import text_string_to_metric_families  # sidecar extra; loaded when used
+
     try:
         families = list(text_string_to_metric_families(text))
     except ValueError as err:
@@ -334,6 +334,10 @@ class ServingScraper:
             raise ValueError(f"serving metrics URL must start with http:// or https://, got {url!r}")
         if not timeout > 0:
             raise ValueError(f"serving scrape timeout must be > 0 seconds, got {timeout!r}")
+        try:
+            import prometheus_client  # noqa: F401 - fail at configuration time, not on every tick
+        except ImportError as err:
+            raise ValueError("the serving scraper needs prometheus-client: pip install 'llmpulse[sidecar]'") from err
         self.url = url
         self.engine = engine
         self.timeout = timeout

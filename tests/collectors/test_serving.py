@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import logging
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -128,6 +129,12 @@ def test_constructor_rejects_bad_settings() -> None:
         ServingScraper("localhost:8000/metrics")
     with pytest.raises(ValueError, match="timeout must be > 0 seconds"):
         ServingScraper(URL, timeout=0)
+
+
+def test_missing_prometheus_client_is_a_configuration_error(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)
+    with pytest.raises(ValueError, match=r"needs prometheus-client: pip install 'llmpulse\[sidecar\]'"):
+        ServingScraper(URL)
 
 
 def test_increases_between_scrapes_and_after_a_restart() -> None:
