@@ -41,8 +41,16 @@ class GpuCollector:
 
     TABLES = ("gpu_samples", "gpu_processes")
 
-    def __init__(self, nvml: Any | None = None, *, hostname: str | None = None, proc_root: str = "/proc") -> None:
+    def __init__(
+        self,
+        nvml: Any | None = None,
+        *,
+        hostname: str | None = None,
+        proc_root: str = "/proc",
+        read_pcie: bool = True,
+    ) -> None:
         self._nvml = nvml
+        self.read_pcie = read_pcie
         self.hostname = hostname or socket.gethostname()
         self.proc_root = proc_root
         self.available = False
@@ -77,7 +85,7 @@ class GpuCollector:
             log.warning("no NVIDIA GPU/driver found: GPU collection is off (%s: %s)", error_name(err), err)
             return False
         self._nvml = nvml
-        self._reader = DeviceReader(nvml)
+        self._reader = DeviceReader(nvml, read_pcie=self.read_pcie)
         try:
             self.driver_version = text(nvml.nvmlSystemGetDriverVersion())
         except Exception as err:

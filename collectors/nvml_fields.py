@@ -111,8 +111,9 @@ def empty_sample(now: Any, hostname: str, driver_version: str) -> dict[str, Any]
 class DeviceReader:
     """Reads the fields of one device handle into a row; owns the per-field error policy."""
 
-    def __init__(self, nvml: Any) -> None:
+    def __init__(self, nvml: Any, *, read_pcie: bool = True) -> None:
         self.nvml = nvml
+        self.read_pcie = read_pcie
         self._lost_error: type[BaseException] | tuple[()] = getattr(nvml, "NVMLError_GpuIsLost", ())
         self._memory_v2: Any = getattr(nvml, "nvmlMemory_v2", None)
 
@@ -189,16 +190,21 @@ class DeviceReader:
         self.set(row, "SmClockMHz", lambda: nvml.nvmlDeviceGetClockInfo(handle, nvml.NVML_CLOCK_SM))
         self.set(row, "MemoryClockMHz", lambda: nvml.nvmlDeviceGetClockInfo(handle, nvml.NVML_CLOCK_MEM))
         self.throttle(row, handle)
-        self.set(
-            row, "PcieTxKBPerSecond", lambda: nvml.nvmlDeviceGetPcieThroughput(handle, nvml.NVML_PCIE_UTIL_TX_BYTES)
-        )
-        self.set(
-            row, "PcieRxKBPerSecond", lambda: nvml.nvmlDeviceGetPcieThroughput(handle, nvml.NVML_PCIE_UTIL_RX_BYTES)
-        )
+        self.pcie(row, handle)
         self.set(row, "EccCorrectedVolatile", lambda: self._ecc(handle, nvml.NVML_MEMORY_ERROR_TYPE_CORRECTED))
         self.set(row, "EccUncorrectedVolatile", lambda: self._ecc(handle, nvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED))
         self.set(row, "FanSpeedPercent", lambda: nvml.nvmlDeviceGetFanSpeed(handle))
         self.set(row, "PerformanceState", lambda: nvml.nvmlDeviceGetPerformanceState(handle), _pstate)
+
+    def pcie(self, row: dict[str, Any], handle: Any) -> None:
+        """NVML counts PCIe bytes over a 20 ms window per call: the slowest readings, so they can be off."""
+        nvml = self.nvml
+        if not self.read_pcie:
+            row["Unreadable"]["PcieTxKBPerSecond"] = row["Unreadable"]["PcieRxKBPerSecond"] = "Disabled"
+            return
+        tx, rx = nvml.NVML_PCIE_UTIL_TX_BYTES, nvml.NVML_PCIE_UTIL_RX_BYTES
+        self.set(row, "PcieTxKBPerSecond", lambda: nvml.nvmlDeviceGetPcieThroughput(handle, tx))
+        self.set(row, "PcieRxKBPerSecond", lambda: nvml.nvmlDeviceGetPcieThroughput(handle, rx))
 
     def throttle(self, row: dict[str, Any], handle: Any) -> None:
         mask = self.call(row, ("ThrottleReasonsMask",), lambda: self._throttle_mask(handle))

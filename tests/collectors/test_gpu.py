@@ -155,6 +155,15 @@ def test_one_failing_field_never_loses_the_others(tmp_path: Path) -> None:
     assert gpu1["ThrottleReasons"] == ["gpu_idle", "sw_power_cap", "unknown_0x1000"]
 
 
+def test_pcie_reads_can_be_switched_off(tmp_path: Path) -> None:
+    nvml = ReplayNvml(load(A100))
+    collector = GpuCollector(nvml, hostname="h", proc_root=str(tmp_path), read_pcie=False)
+    assert collector.start()
+    gpu0 = collector.collect(NOW)["gpu_samples"][0]
+    assert gpu0["PcieTxKBPerSecond"] is None and gpu0["Unreadable"]["PcieTxKBPerSecond"] == "Disabled"
+    assert "nvmlDeviceGetPcieThroughput" not in nvml.calls and gpu0["PowerDrawWatts"] == 31.0
+
+
 def test_decode_throttle_reasons() -> None:
     assert decode_throttle_reasons(0) == []
     assert decode_throttle_reasons(0x40 | 0x80) == ["hw_thermal_slowdown", "hw_power_brake_slowdown"]
