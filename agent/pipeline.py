@@ -270,25 +270,33 @@ class Pipeline:
             self._export(items)
 
     def _drain_encoded(self) -> None:
-        """Join queued encoded rows into batches of about ``batch_size`` rows, one table per batch."""
-        while True:
-            with self._lock:
-                if not self._encoded:
-                    return
-                first = self._encoded.popleft()
-                chunks, count = [first], first.count
-                while (
-                    self._encoded
-                    and self._encoded[0].table == first.table
-                    and count + self._encoded[0].count <= self._batch_size
-                ):
-                    chunk = self._encoded.popleft()
-                    chunks.append(chunk)
-                    count += chunk.count
-                self._encoded_rows -= count
-            self._popped += count
-            payload = b"".join(chunk.payload for chunk in chunks)
-            self._batches.put(Batch(first.table, first.columns, payload, new_token(), count))
+        """Join queued encoded rows into batches of about ``batch_size`` rows per table.
+
+        Chunks of different tables arrive interleaved (GPU samples and processes, traces and metrics);
+        grouping them per table keeps inserts few and large. Order within a table is kept.
+        """
+        with self._lock:
+            chunks = list(self._encoded)
+            self._encoded.clear()
+            taken = self._encoded_rows
+            self._encoded_rows = 0
+        if not chunks:
+            return
+        self._popped += taken
+        by_table: dict[str, list[Any]] = {}
+        for chunk in chunks:
+            by_table.setdefault(chunk.table, []).append(chunk)
+        for table_chunks in by_table.values():
+            start = 0
+            while start < len(table_chunks):
+                end, count = start + 1, table_chunks[start].count
+                while end < len(table_chunks) and count + table_chunks[end].count <= self._batch_size:
+                    count += table_chunks[end].count
+                    end += 1
+                group = table_chunks[start:end]
+                payload = b"".join(chunk.payload for chunk in group)
+                self._batches.put(Batch(group[0].table, group[0].columns, payload, new_token(), count))
+                start = end
 
     def _export(self, items: list[Any]) -> None:
         spans: list[FinishedSpan] = []
@@ -490,7 +498,8 @@ class Pipeline:
                 self._metrics.flush(timeout)
             except Exception:
                 logger.warning("llmpulse: metric flush failed", exc_info=True)
-        return done and not self._queue and not self._encoded and (self._spool is None or not self._spool.pending())
+        # the pass that answered the waiter drained everything queued before this call
+        return done and (self._spool is None or not self._spool.pending())
 
     def shutdown(self, timeout: float | None = None) -> bool:
         """Stop accepting records, export (or spool) what is queued within the deadline, stop the thread."""

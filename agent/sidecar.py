@@ -165,7 +165,7 @@ class Sidecar:
 
             scraper = ServingScraper(target.url, engine=target.engine, fetch=self._fetch)
             name = f"serving:{target.url}"
-            self._tasks.append(asyncio.ensure_future(self._loop(name, self.config.scrape_interval, scraper.collect)))
+            self._tasks.append(asyncio.ensure_future(self._loop(name, self.config.scrape_interval, scraper)))
         if self.config.analyze_every > 0:
             self._tasks.append(asyncio.ensure_future(self._analyze_loop()))
 
@@ -178,23 +178,29 @@ class Sidecar:
                 raise RuntimeError("gpu is 'on' but no NVIDIA GPU could be read (see the warning above)")
             return
         self._closers.append(collector.close)
-        self._tasks.append(asyncio.ensure_future(self._loop("gpu", self.config.gpu_interval, collector.collect)))
+        self._tasks.append(asyncio.ensure_future(self._loop("gpu", self.config.gpu_interval, collector)))
 
-    async def _loop(self, name: str, interval: float, collect: Callable[[datetime], Rows]) -> None:
-        """Tick every ``interval`` seconds on a worker thread; a failing tick is logged and counted."""
+    async def _loop(self, name: str, interval: float, source: Any) -> None:
+        """Call ``source.collect`` every ``interval`` seconds on a worker thread; failures are logged and counted.
+
+        A source that handles its own failures (the scraper returns no rows and counts
+        ``scrape_errors``) is counted as failed for that tick too.
+        """
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
         while True:
             started = time.perf_counter()
+            errors_before = getattr(source, "scrape_errors", 0)
             count, failed = 0, False
             try:
-                rows = await loop.run_in_executor(None, collect, datetime.now(timezone.utc))
+                rows = await loop.run_in_executor(None, source.collect, datetime.now(timezone.utc))
                 count = self._submit(name, rows)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 failed = True
                 logger.error("llmpulse agent: %s collector tick failed", name, exc_info=True)
+            failed = failed or getattr(source, "scrape_errors", 0) > errors_before
             self.ticks.record(name, time.perf_counter() - started, count, failed)
             next_tick += interval
             await asyncio.sleep(max(next_tick - loop.time(), 0.0))
