@@ -230,8 +230,15 @@ class Sidecar:
             self.ticks.record("analyzers", time.perf_counter() - started, 0, failed)
 
     def _run_analyzers(self) -> None:
+        """All registered analyzers on the configured windows; results and alerts go to the store."""
         from llmpulse.analyzers.store import run_all
 
         store = self.config.pipeline.store
         assert store is not None
-        run_all(self.pipeline.store_client(), store.database, self.config.analyze_window, self.config.analyze_reference)
+        client = store.client()  # its own client: the writer's stays with the writer thread
+        try:
+            results = run_all(client, store.database, self.config.analyze_window, self.config.analyze_reference)
+        finally:
+            client.close()
+        alerts = sum(1 for result in results if result.alert)
+        logger.warning("llmpulse agent: scheduled analysis wrote %d results, %d alerting", len(results), alerts)

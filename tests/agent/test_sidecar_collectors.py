@@ -66,3 +66,12 @@ def test_without_a_driver_gpu_auto_says_so_once_and_the_sidecar_carries_on(
         assert "gpu" not in sidecar.sidecar.ticks.ticks
     messages = [r.getMessage() for r in caplog.records if "GPU" in r.getMessage()]
     assert len(messages) == 1, messages
+
+
+def test_scheduled_analysis_writes_result_rows(store_dsn: str, database: str, tmp_path: Path, ch: Any) -> None:
+    apply(ch, SchemaOptions(database=database))
+    with running_sidecar(store_dsn, database, tmp_path, analyze_every="100ms", analyze_window="1h") as sidecar:
+        assert wait_for(lambda: sidecar.sidecar.ticks.ticks.get("analyzers", 0) >= 1, timeout=300)
+        assert sidecar.metric("llmpulse_collector_errors_total", collector="analyzers") == 0
+    rows = ch.query(f"SELECT DISTINCT Analyzer FROM {database}.analysis_results").result_rows
+    assert rows, "the scheduled run wrote no analysis_results rows"
