@@ -121,7 +121,7 @@ ORDER BY (Hostname, Model, GpuUuid)"""
 # Longest gap between two samples of one GPU that still counts as an interval (the sidecar was down
 # otherwise), and the time-bucket width used to join intervals with requests without a cross join.
 MAX_INTERVAL_SECONDS = 60
-_BUCKET_SECONDS = 60
+_BUCKET_SECONDS = 10
 
 # One row per physical GPU per sample interval (previous sample, this sample]: its length and energy.
 # Energy is the counter delta (mJ -> J); when either counter reading is NULL or the counter went back
@@ -164,7 +164,8 @@ served AS (
 )"""
 
 # Each interval goes to the one time bucket its end falls in; each request to every bucket an interval
-# it overlaps can end in ((s, e + MAX_INTERVAL]), so every (interval, request) pair meets exactly once.
+# it overlaps can end in, (s, e + the longest interval in the window], so every (interval, request) pair
+# meets exactly once, and short buckets keep the candidate pairs few (no cross join).
 _PER_INTERVAL_CTE = f"""interval_models AS (
     SELECT DISTINCT i.Hostname AS Hostname, i.GpuUuid AS GpuUuid, i.a AS a, i.b AS b, i.seconds AS seconds,
         i.energy_j AS energy_j, s.Model AS Model, intDiv(toInt64(floor(i.b)), {_BUCKET_SECONDS}) AS bucket
@@ -175,7 +176,8 @@ requests AS (
     SELECT TraceId, SpanId, ServiceName, RequestModel AS Model, OutputTokens,
         toFloat64(Timestamp) AS s, s + DurationNs / 1e9 AS e,
         arrayJoin(range(intDiv(toInt64(floor(s)), {_BUCKET_SECONDS}),
-                        intDiv(toInt64(floor(e)) + {MAX_INTERVAL_SECONDS}, {_BUCKET_SECONDS}) + 1)) AS bucket
+                        intDiv(toInt64(ceil(e + (SELECT ifNull(max(seconds), 0) FROM gpu_intervals))),
+                               {_BUCKET_SECONDS}) + 1)) AS bucket
     FROM "{{db}}"."llm_calls"
     WHERE Timestamp >= fromUnixTimestamp64Milli({{{{start_ms:Int64}}}}) - INTERVAL 1 DAY
         AND Timestamp <= fromUnixTimestamp64Milli({{{{end_ms:Int64}}}})
@@ -193,8 +195,7 @@ per_interval AS (
     SELECT Hostname, GpuUuid, a, b, any(seconds) AS seconds, any(energy_j) AS energy_j,
         sum(overlap) AS request_seconds,
         arrayFold((acc, x) -> (acc.1 + greatest(0., x.2 - greatest(x.1, acc.2)), greatest(acc.2, x.2)),
-                  arraySort(groupArray((cs, ce))), (0., -1.)).1 AS busy_seconds,
-        groupArray((TraceId, SpanId, ServiceName, Model, OutputTokens, overlap)) AS shares
+                  arraySort(groupArray((cs, ce))), (0., -1.)).1 AS busy_seconds
     FROM pairs
     GROUP BY Hostname, GpuUuid, a, b
 )"""
@@ -206,24 +207,20 @@ GPU_REQUEST_COST_DDL = f"""CREATE VIEW IF NOT EXISTS "{{db}}"."{{table}}" {{clus
 WITH {_GPU_INTERVALS_CTE},
 {_SERVED_CTE},
 {_PER_INTERVAL_CTE}
-SELECT TraceId, SpanId, any(ServiceName) AS ServiceName, any(Model) AS Model, any(OutputTokens) AS OutputTokens,
-    uniqExact(GpuUuid) AS Gpus,
-    sum(gpu_s) AS GpuSeconds,
-    sum(energy) AS EnergyJoules,
-    countIf(energy IS NULL) AS IntervalsWithoutEnergy,
+SELECT p.TraceId AS TraceId, p.SpanId AS SpanId, any(p.ServiceName) AS ServiceName, any(p.Model) AS Model,
+    any(p.OutputTokens) AS OutputTokens,
+    uniqExact(p.GpuUuid) AS Gpus,
+    sum(i.busy_seconds * p.overlap / i.request_seconds) AS GpuSeconds,
+    sum(i.energy_j * i.busy_seconds / i.seconds * p.overlap / i.request_seconds) AS EnergyJoules,
+    countIf(i.energy_j IS NULL) AS IntervalsWithoutEnergy,
     {_COST_COLUMNS},
     EnergyCost + GpuTimeCost AS TotalCost,
     if(OutputTokens > 0, GpuSeconds * 1000 / OutputTokens, NULL) AS GpuSecondsPer1kOutputTokens,
     if(OutputTokens > 0, EnergyJoules * 1000 / OutputTokens, NULL) AS EnergyJoulesPer1kOutputTokens,
     if(OutputTokens > 0, EnergyCost * 1000 / OutputTokens, NULL) AS EnergyCostPer1kOutputTokens,
     if(OutputTokens > 0, TotalCost * 1000 / OutputTokens, NULL) AS TotalCostPer1kOutputTokens
-FROM (
-    SELECT GpuUuid, share.1 AS TraceId, share.2 AS SpanId, share.3 AS ServiceName, share.4 AS Model,
-        share.5 AS OutputTokens, share.6 / request_seconds AS fraction,
-        busy_seconds * fraction AS gpu_s,
-        energy_j * busy_seconds / seconds * fraction AS energy
-    FROM per_interval ARRAY JOIN shares AS share
-)
+FROM pairs AS p
+INNER JOIN per_interval AS i ON p.Hostname = i.Hostname AND p.GpuUuid = i.GpuUuid AND p.b = i.b
 GROUP BY TraceId, SpanId"""
 
 # Per GPU over the window: total, attributed (some request in flight) and idle time and energy.

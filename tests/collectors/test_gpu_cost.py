@@ -219,3 +219,13 @@ def test_explicit_map_pins_the_model_to_some_gpus(store) -> None:
         ],
     )
     assert _request_costs(ch, database)["r1"]["Gpus"] == 2
+
+
+def test_a_gpu_without_energy_readings_counts_time_and_says_energy_is_missing(store) -> None:
+    ch, database = store
+    insert_rows(ch, database, "gpu_samples", [_sample("GPU-D", 2, t, None, None) for t in (50, 55, 60, 65, 70)])
+    r3 = _request_costs(ch, database)["r3"]
+    assert (r3["Gpus"], r3["IntervalsWithoutEnergy"]) == (3, 1)
+    assert r3["GpuSeconds"] == pytest.approx(3.0) and r3["EnergyJoules"] == pytest.approx(300.0)
+    d = _idle(ch, database)["GPU-D"]
+    assert d["TotalSeconds"] == pytest.approx(20.0) and d["TotalEnergyJoules"] is None
