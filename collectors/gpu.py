@@ -155,13 +155,12 @@ class GpuCollector:
         reader.identity(row, handle)
         reader.physical(row, handle)
         self._xid_columns(row, xids)
-        samples = [row]
-        if reader.mig_enabled(row, handle):
-            samples.extend(self._mig_rows(now, index, row["GpuUuid"], handle))
-        processes = self._process_rows(now, index, row["GpuUuid"], handle, samples[1:])
-        return samples, processes
+        migs = self._mig_rows(now, index, row["GpuUuid"], handle) if reader.mig_enabled(row, handle) else []
+        processes = self._process_rows(now, index, row["GpuUuid"], handle, migs)
+        return [row, *(mig_row for mig_row, _ in migs)], processes
 
-    def _mig_rows(self, now: datetime, index: int, parent_uuid: str, handle: Any) -> list[dict[str, Any]]:
+    def _mig_rows(self, now: datetime, index: int, parent_uuid: str, handle: Any) -> list[tuple[dict[str, Any], Any]]:
+        """(row, MIG handle) of every MIG device of a GPU in MIG mode."""
         reader = self._reader
         assert reader is not None
         rows = []
@@ -176,31 +175,42 @@ class GpuCollector:
                 log.debug("MIG device %d.%d unreadable: %s", index, mig_index, err)
                 continue
             reader.mig_instance(row, mig_handle)
-            rows.append(row)
+            rows.append((row, mig_handle))
         return rows
 
     def _process_rows(
-        self, now: datetime, index: int, uuid: str, handle: Any, mig_rows: list[dict[str, Any]]
+        self, now: datetime, index: int, uuid: str, handle: Any, migs: list[tuple[dict[str, Any], Any]]
     ) -> list[dict[str, Any]]:
-        mig_by_ids = {(m["GpuInstanceId"], m["ComputeInstanceId"]): m["GpuUuid"] for m in mig_rows}
-        rows = []
-        for (pid, gi, ci), entry in sorted(list_processes(self._nvml, handle).items(), key=lambda kv: kv[0][0]):
-            rows.append(
-                {
-                    "Timestamp": now,
-                    "Hostname": self.hostname,
-                    "GpuIndex": index,
-                    "GpuUuid": uuid,
-                    "MigUuid": mig_by_ids.get((gi, ci)) if gi is not None else None,
-                    "GpuInstanceId": gi,
-                    "ComputeInstanceId": ci,
-                    "Pid": pid,
-                    "ProcessName": process_name(pid, self.proc_root),
-                    "ProcessType": entry["ProcessType"],
-                    "UsedMemoryBytes": entry["UsedMemoryBytes"],
-                }
-            )
-        return rows
+        """Processes of one GPU. In MIG mode NVML lists each instance's processes on its MIG handle (the
+        parent answers with the aggregate only to privileged callers), so MIG handles first, then the parent
+        when they list nothing."""
+        found: dict[tuple[int, int | None, int | None], tuple[dict[str, Any], str | None]] = {}
+        for mig_row, mig_handle in migs:
+            for (pid, gi, ci), entry in list_processes(self._nvml, mig_handle).items():
+                gi = mig_row["GpuInstanceId"] if gi is None else gi
+                ci = mig_row["ComputeInstanceId"] if ci is None else ci
+                entry.update(GpuInstanceId=gi, ComputeInstanceId=ci)
+                found[(pid, gi, ci)] = (entry, mig_row["GpuUuid"])
+        if not found:
+            mig_by_ids = {(m["GpuInstanceId"], m["ComputeInstanceId"]): m["GpuUuid"] for m, _ in migs}
+            for (pid, gi, ci), entry in list_processes(self._nvml, handle).items():
+                found[(pid, gi, ci)] = (entry, mig_by_ids.get((gi, ci)) if gi is not None else None)
+        return [
+            {
+                "Timestamp": now,
+                "Hostname": self.hostname,
+                "GpuIndex": index,
+                "GpuUuid": uuid,
+                "MigUuid": mig_uuid,
+                "GpuInstanceId": entry["GpuInstanceId"],
+                "ComputeInstanceId": entry["ComputeInstanceId"],
+                "Pid": pid,
+                "ProcessName": process_name(pid, self.proc_root),
+                "ProcessType": entry["ProcessType"],
+                "UsedMemoryBytes": entry["UsedMemoryBytes"],
+            }
+            for (pid, _gi, _ci), (entry, mig_uuid) in sorted(found.items(), key=lambda kv: kv[0][0])
+        ]
 
     # -- XID errors (NVML events) -------------------------------------------------------------------
 

@@ -102,6 +102,23 @@ def test_two_a100s_one_in_mig_mode(tmp_path: Path) -> None:
     assert nvml.shutdowns == 1
 
 
+def test_mig_processes_from_the_parent_when_mig_handles_list_none(tmp_path: Path) -> None:
+    """A privileged caller gets the MIG aggregate on the parent, each process tagged with its instance."""
+    fixture = copy.deepcopy(load(A100))
+    gpu0 = fixture["devices"][0]
+    for mig in gpu0["mig_devices"]:
+        mig["nvmlDeviceGetComputeRunningProcesses"] = {"error": "NVML_ERROR_NOT_SUPPORTED"}
+    gpu0["nvmlDeviceGetComputeRunningProcesses"] = [
+        {"pid": 4120, "usedGpuMemory": 4 * MiB, "gpuInstanceId": 5, "computeInstanceId": 0}
+    ]
+    gpu0["nvmlDeviceGetGraphicsRunningProcesses"] = []
+    collector, _nvml = _collector(fixture, tmp_path)
+    rows = collector.collect(NOW)
+    (proc,) = [p for p in rows["gpu_processes"] if p["GpuIndex"] == 0]
+    mig5 = next(r for r in rows["gpu_samples"] if r["GpuInstanceId"] == 5)
+    assert (proc["MigUuid"], proc["GpuInstanceId"], proc["ComputeInstanceId"]) == (mig5["GpuUuid"], 5, 0)
+
+
 def test_consumer_gpu_reads_what_it_can_and_null_for_the_rest(tmp_path: Path) -> None:
     _proc(tmp_path, 93803, "Xorg")
     _proc(tmp_path, 98077, "chrome")
