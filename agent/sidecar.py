@@ -163,7 +163,7 @@ class Sidecar:
         for target in self.config.scrape:
             from llmpulse.collectors.serving import ServingScraper
 
-            scraper = ServingScraper(target.url, engine=target.engine, fetch=self._fetch)
+            scraper = ServingScraper(target.url, engine=target.engine, fetch=self._fetch, model_name=target.model)
             name = f"serving:{target.url}"
             self._tasks.append(asyncio.ensure_future(self._loop(name, self.config.scrape_interval, scraper)))
         if self.config.analyze_every > 0:
@@ -172,7 +172,7 @@ class Sidecar:
     def _start_gpu(self) -> None:
         from llmpulse.collectors.gpu import GpuCollector
 
-        collector = GpuCollector(self._nvml, hostname=socket.gethostname())
+        collector = GpuCollector(self._nvml, hostname=socket.gethostname(), read_pcie=self.config.gpu_pcie)
         if not collector.start():
             if self.config.gpu == "on":
                 raise RuntimeError("gpu is 'on' but no NVIDIA GPU could be read (see the warning above)")

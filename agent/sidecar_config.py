@@ -32,9 +32,11 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "max_body_bytes": ("LLMPULSE_AGENT_MAX_BODY_BYTES", "largest OTLP body, after decompression (default 64 MiB)"),
     "gpu": ("LLMPULSE_GPU", "GPU collection: auto (if a driver is found), on (required), off (default auto)"),
     "gpu_interval": ("LLMPULSE_GPU_INTERVAL", "seconds between GPU samples (default 5)"),
+    "gpu_pcie": ("LLMPULSE_GPU_PCIE", "read PCIe throughput (NVML samples 20 ms per call) (default true)"),
     "scrape": ("LLMPULSE_SCRAPE", "serving-engine /metrics URLs, comma-separated (default: none)"),
     "scrape_engine": ("LLMPULSE_SCRAPE_ENGINE", "engine of the scrape targets: auto, vllm or tgi (default auto)"),
     "scrape_interval": ("LLMPULSE_SCRAPE_INTERVAL", "seconds between scrapes (default 15)"),
+    "scrape_model": ("LLMPULSE_SCRAPE_MODEL", "model name for engines whose page names none, e.g. TGI (default none)"),
     "analyze_every": ("LLMPULSE_ANALYZE_EVERY", "run all analyzers this often, e.g. 1h; 0 = never (default 0)"),
     "analyze_window": ("LLMPULSE_ANALYZE_WINDOW", "current window of scheduled analyses (default 1h)"),
     "analyze_reference": ("LLMPULSE_ANALYZE_REFERENCE", "reference window of scheduled analyses (default 7d)"),
@@ -52,6 +54,7 @@ _PIPELINE = ("dsn", "database", "spool_dir", "spool_max_bytes", "max_queue_size"
 class ScrapeTarget:
     url: str
     engine: str = "auto"
+    model: str | None = None  # for engines whose metrics name no model (TGI)
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class SidecarConfig:
     max_body_bytes: int = 64 * 1024 * 1024
     gpu: str = "auto"
     gpu_interval: float = 5.0
+    gpu_pcie: bool = True
     scrape: tuple[ScrapeTarget, ...] = ()
     scrape_interval: float = 15.0
     analyze_every: float = 0.0
@@ -105,6 +109,17 @@ def _int(name: str, value: Any, source: str, low: int, high: int) -> int:
     return number
 
 
+def _flag(name: str, value: Any, source: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{_where(name, source)} must be true or false, got {value!r}")
+
+
 def _choice(name: str, value: Any, source: str, choices: tuple[str, ...]) -> str:
     text = str(value).strip().lower()
     if text not in choices:
@@ -112,24 +127,24 @@ def _choice(name: str, value: Any, source: str, choices: tuple[str, ...]) -> str
     return text
 
 
-def _targets(value: Any, source: str, engine: str) -> tuple[ScrapeTarget, ...]:
+def _targets(value: Any, source: str, engine: str, model: str | None) -> tuple[ScrapeTarget, ...]:
     items: list[Any] = (
         value.split(",") if isinstance(value, str) else list(value) if isinstance(value, list) else [value]
     )
     targets = []
     for item in items:
         if isinstance(item, Mapping):
-            unknown = set(item) - {"url", "engine"}
+            unknown = set(item) - {"url", "engine", "model"}
             if unknown or "url" not in item:
                 raise ConfigError(
-                    f"{_where('scrape', source)}: each target is a URL or {{url: ..., engine: ...}}, got {dict(item)!r}"
+                    f"{_where('scrape', source)}: each target is a URL or {{url: ..., engine: ..., model: ...}}, "
+                    f"got {dict(item)!r}"
                 )
-            url, target_engine = (
-                str(item["url"]).strip(),
-                _choice("scrape engine", item.get("engine", engine), source, ENGINES),
-            )
+            url = str(item["url"]).strip()
+            target_engine = _choice("scrape engine", item.get("engine", engine), source, ENGINES)
+            target_model = str(item["model"]).strip() if item.get("model") else model
         else:
-            url, target_engine = str(item).strip(), engine
+            url, target_engine, target_model = str(item).strip(), engine, model
         if not url:
             continue
         parts = urlsplit(url)
@@ -137,7 +152,7 @@ def _targets(value: Any, source: str, engine: str) -> tuple[ScrapeTarget, ...]:
             raise ConfigError(
                 f"{_where('scrape', source)} must list http(s) URLs such as http://localhost:8000/metrics, got {url!r}"
             )
-        targets.append(ScrapeTarget(url, target_engine))
+        targets.append(ScrapeTarget(url, target_engine, target_model))
     return tuple(targets)
 
 
@@ -233,6 +248,9 @@ def build_sidecar_config(
         if name in values:
             parse_duration(name, values[name], src(name))
             settings[name] = str(values[name]).strip()
+    if "gpu_pcie" in values:
+        settings["gpu_pcie"] = _flag("gpu_pcie", values["gpu_pcie"], src("gpu_pcie"))
+    model = str(values["scrape_model"]).strip() or None if "scrape_model" in values else None
     if "scrape" in values:
-        settings["scrape"] = _targets(values["scrape"], src("scrape"), engine)
+        settings["scrape"] = _targets(values["scrape"], src("scrape"), engine, model)
     return SidecarConfig(**settings)

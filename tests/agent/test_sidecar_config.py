@@ -20,7 +20,7 @@ def test_defaults() -> None:
 def test_flags_over_environment_over_file(tmp_path: Path) -> None:
     path = tmp_path / "agent.yaml"
     path.write_text(
-        "port: 9000\ngpu: off\ngpu-interval: 2s\nscrape:\n  - http://vllm:8000/metrics\n  - url: http://tgi:9000/metrics\n    engine: tgi\n"
+        "port: 9000\ngpu: off\ngpu-interval: 2s\nscrape:\n  - http://vllm:8000/metrics\n  - url: http://tgi:9000/metrics\n    engine: tgi\n    model: llama-3-8b\n"
     )
     config = build_sidecar_config({"port": "9100"}, environ={"LLMPULSE_GPU": "on"}, config_file=str(path))
     assert config.port == 9100  # flag
@@ -28,7 +28,7 @@ def test_flags_over_environment_over_file(tmp_path: Path) -> None:
     assert config.gpu_interval == 2.0  # file
     assert config.scrape == (
         ScrapeTarget("http://vllm:8000/metrics", "auto"),
-        ScrapeTarget("http://tgi:9000/metrics", "tgi"),
+        ScrapeTarget("http://tgi:9000/metrics", "tgi", "llama-3-8b"),
     )
 
 
@@ -60,6 +60,7 @@ def test_an_otlp_endpoint_in_the_environment_does_not_make_the_sidecar_forward_t
         ({"max_body_bytes": "10"}, {}, "max_body_bytes (from --max-body-bytes) must be between 1024"),
         ({"analyze_every": "-1h"}, {}, "analyze_every (from --analyze-every) must be a duration"),
         ({"batch_size": "0"}, {}, "batch_size (from --batch-size) must be at least 1"),
+        ({}, {"LLMPULSE_GPU_PCIE": "sometimes"}, "gpu_pcie (from $LLMPULSE_GPU_PCIE) must be true or false"),
         ({"dsn": "mysql://x"}, {}, "dsn"),
     ],
 )
@@ -81,7 +82,7 @@ def test_a_bad_dsn_never_shows_the_password() -> None:
         ("port: 1\nprot: 2\n", "unknown setting(s) prot"),
         ("port: [1\n", "is not valid YAML"),
         ("- port\n", "must hold a mapping of settings, got list"),
-        ("scrape:\n  - {address: http://x}\n", "each target is a URL or {url: ..., engine: ...}"),
+        ("scrape:\n  - {address: http://x}\n", "each target is a URL or {url: ..., engine: ..., model: ...}"),
         ("port: abc\n", "port (from "),
     ],
 )
