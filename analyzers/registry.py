@@ -16,6 +16,9 @@ ANALYZERS: dict[str, str] = {
     "operational": "llmpulse.analyzers.operational:analyze",
     "drift": "llmpulse.analyzers.drift:analyze",
     # hallucination, injection and quality analyzers: one line each below
+    "hallucination": "llmpulse.analyzers.hallucination:analyze",
+    "injection": "llmpulse.analyzers.injection:analyze",
+    "quality": "llmpulse.analyzers.quality_analyzer:analyze",
 }
 
 

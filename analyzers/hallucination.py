@@ -1,0 +1,185 @@
+"""``llmpulse analyze hallucination``: score each captured call, compare flagged rates per segment.
+
+Reads the calls of the window and of the reference window whose response was captured, scores each
+(analyzers/hallucination_signals + the stored model in hallucination_model.json), writes one
+``call_scores`` row per call (scorer "hallucination"), and returns one result per segment: the share
+of flagged calls, tested against the reference window (rates.rate_results: Fisher exact test, BH
+across segments, practical margin). Calls already scored by the same analyzer and model version are
+not scored again, so a long reference window costs its scoring once.
+
+Options: alpha (0.05), margin (0.05: minimum rise of the flagged share), min_samples (30 scored calls
+per window), segment_by (service, model), max_calls (2,000 per segment and window), embeddings (on:
+the sentence-similarity signals), model_path (another fitted model file), nli_model (a local
+cross-encoder directory, off), judge_url / judge_model (an OpenAI-compatible LLM judge, off).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from .base import AnalysisResult, Window, progress, resolve_options
+
+NAME = "hallucination"
+VERSION = "1"
+DEFAULTS: dict[str, Any] = {
+    "alpha": 0.05,
+    "margin": 0.05,
+    "min_samples": 30,
+    "segment_by": ["service", "model"],
+    "max_calls": 2000,
+    "embeddings": True,
+    "model_path": "",
+    "nli_model": "",
+    "judge_url": "",
+    "judge_model": "",
+    "seed": 0,
+}
+COLUMNS = [
+    "Timestamp",
+    "TraceId",
+    "SpanId",
+    "ServiceName",
+    "RequestModel",
+    "ModelVersion",
+    "PromptVersion",
+    "ResponseText",
+    "Context",
+    "InputMessages",
+    "OutputMessages",
+]
+LOGPROBS_ATTRIBUTE = "llmpulse.output.token_logprobs"
+
+
+def analyze(store: Any, window: Window, reference: Window, options: Mapping[str, Any]) -> list[AnalysisResult]:
+    from .hallucination_model import HallucinationModel
+    from .rates import rate_results
+
+    opts = resolve_options(DEFAULTS, options)
+    model = HallucinationModel.load(opts["model_path"] or None)
+    scorer_version = f"{VERSION}+{hashlib.sha1(model.to_json().encode()).hexdigest()[:8]}"
+    encode = None
+    if opts["embeddings"]:
+        from .embeddings import Embedder
+
+        encode = Embedder(store).encode
+    judges = _judges(opts)
+    current = score_window(store, window, opts, model, encode, scorer_version, judges)
+    past = score_window(store, reference, opts, model, encode, scorer_version, judges)
+
+    def extra(cur: Any, ref: Any) -> dict[str, Any]:
+        return {
+            "mean_score": float(cur["Score"].mean()),
+            "reference_mean_score": float(ref["Score"].mean()),
+            "methods": {str(k): int(v) for k, v in cur["Method"].value_counts().items()},
+            "calibrated_share": float(cur["Calibrated"].mean()),
+            "scorer_version": scorer_version,
+        }
+
+    return rate_results(
+        analyzer=NAME,
+        version=VERSION,
+        metric="hallucination_rate",
+        window=window,
+        reference=reference,
+        current=current,
+        past=past,
+        options=opts,
+        extra=extra,
+    )
+
+
+def _judges(opts: Mapping[str, Any]) -> list[Any]:
+    """The optional second opinions asked for (each adds a signal; neither changes the calibrated score)."""
+    from .judges import LlmJudge, NliJudge
+
+    judges: list[Any] = []
+    if opts["nli_model"]:
+        judges.append(NliJudge(opts["nli_model"]))
+    if opts["judge_url"]:
+        judges.append(LlmJudge(base_url=opts["judge_url"], model=opts["judge_model"]))
+    return judges
+
+
+def score_window(
+    store: Any,
+    window: Window,
+    opts: Mapping[str, Any],
+    model: Any,
+    encode: Any,
+    scorer_version: str,
+    judges: list[Any] = (),  # type: ignore[assignment]
+) -> Any:
+    """The scorable calls of a window with Score, Flagged, Method and Calibrated columns; new scores stored."""
+    import pandas as pd
+
+    from .call_scores import ScoreRow, read_scores, span_attributes, write_scores
+    from .hallucination_signals import call_content, call_signals, score_signals
+
+    frame = store.read_calls(
+        window,
+        COLUMNS,
+        segment_by=opts["segment_by"],
+        require_text=("ResponseText",),
+        limit_per_segment=opts["max_calls"],
+        seed=opts["seed"],
+    )
+    known = read_scores(store.client, store.database, NAME, window, version=scorer_version)
+    todo = frame[~frame["SpanId"].isin(list(known))] if len(frame) else frame
+    new_rows: list[ScoreRow] = []
+    fresh: dict[str, dict[str, Any]] = {}
+    if len(todo):
+        attributes = span_attributes(store.client, store.database, window, [LOGPROBS_ATTRIBUTE])
+        records = todo.to_dict("records")
+        contents = [
+            call_content(r, attributes.get(str(r["SpanId"]), {}).get(LOGPROBS_ATTRIBUTE))
+            for r in progress(records, desc=f"{NAME} signals")
+        ]
+        signals = call_signals(contents, encode)
+        for judge in judges:
+            judge.add_signals(contents, signals)
+        for record, content, found in zip(records, contents, signals, strict=True):
+            verdict = score_signals(found, model)
+            if verdict is None:
+                continue
+            fresh[str(record["SpanId"])] = {
+                "score": verdict.score,
+                "flagged": verdict.flagged,
+                "method": verdict.method,
+                "calibrated": verdict.calibrated,
+            }
+            new_rows.append(
+                ScoreRow(
+                    timestamp=record["Timestamp"],
+                    scorer=NAME,
+                    scorer_version=scorer_version,
+                    trace_id=str(record["TraceId"]),
+                    span_id=str(record["SpanId"]),
+                    score=verdict.score,
+                    flagged=verdict.flagged,
+                    method=verdict.method,
+                    threshold=verdict.threshold,
+                    service=str(record["ServiceName"]),
+                    model=str(record["RequestModel"]),
+                    model_version=str(record["ModelVersion"]),
+                    prompt_version=str(record["PromptVersion"]),
+                    signals=verdict.signals,
+                    details={"calibrated": verdict.calibrated, "context_chars": len(content.context)},
+                )
+            )
+        write_scores(store.client, store.database, new_rows)
+    calibrated = {name: head.calibrated for name, head in model.heads.items()}
+    lookup = {
+        **{k: {**v, "calibrated": calibrated.get(v["method"], False)} for k, v in known.items()},
+        **fresh,
+    }
+    if not len(frame):
+        return frame.assign(Score=[], Flagged=[], Method=[], Calibrated=[])
+    scored = frame[frame["SpanId"].isin(list(lookup))].copy()
+    values = [lookup[str(s)] for s in scored["SpanId"]]
+    scored["Score"] = pd.Series([v["score"] for v in values], index=scored.index, dtype="float64")
+    scored["Flagged"] = pd.Series([bool(v["flagged"]) for v in values], index=scored.index, dtype="bool")
+    scored["Method"] = [v["method"] for v in values]
+    scored["Calibrated"] = pd.Series([bool(v["calibrated"]) for v in values], index=scored.index, dtype="bool")
+    return scored
