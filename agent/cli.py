@@ -54,7 +54,12 @@ def _add_schema_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-_VERB_MODULES = ("llmpulse.agent.sidecar_cli", "llmpulse.analyzers.cli", "llmpulse.analyzers.quality_cli")
+_VERB_MODULES = (
+    "llmpulse.agent.sidecar_cli",
+    "llmpulse.analyzers.cli",
+    "llmpulse.analyzers.quality_cli",
+    "llmpulse.dashboards.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,276 @@
+"""The built-in dashboard: the same panels, run on the store, as one self-contained HTML page.
+
+No server and no network at view time: charts are inline SVG drawn in Python, styles are inline, there
+is no script. ``render_report(client, database)`` is what ``llmpulse report``, ``llmpulse demo`` and the
+sidecar's ``/dashboard`` call. A panel whose query fails shows the error in its place; the page is
+always written.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from html import escape
+from typing import Any
+
+from . import svg
+from .alerts import duration_seconds
+from .macros import TimeRange
+from .model import Dashboard, Panel, Row
+from .panels import DASHBOARDS, QUALITY, TRACES
+from .store import QueryResult, default_variables, run_sql
+
+DEFAULT_WINDOW = timedelta(hours=24)
+ROW_PIXELS = 30  # a Grafana grid unit is about 30 px high
+
+
+def _window(window: timedelta | str) -> timedelta:
+    if isinstance(window, timedelta):
+        if window <= timedelta(0):
+            raise ValueError(f"the report window must be positive, got {window}")
+        return window
+    return timedelta(seconds=duration_seconds(window))
+
+
+def _epoch(value: Any) -> float:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.timestamp()
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def time_series(panel: Panel, result: QueryResult) -> list[svg.Series]:
+    """Long-format rows (time, label columns, value columns) as one series per label set and value column."""
+    time_index = result.columns.index("time")
+    numeric = [
+        i
+        for i, name in enumerate(result.columns)
+        if i != time_index and any(_number(row[i]) is not None for row in result.rows)
+    ]
+    labels = [i for i, name in enumerate(result.columns) if i != time_index and i not in numeric]
+    series: dict[str, list[tuple[float, float]]] = {}
+    for row in result.rows:
+        label = " ".join(str(row[i]) for i in labels)
+        for i in numeric:
+            value = _number(row[i])
+            if value is None:
+                continue
+            name = (f"{result.columns[i]} {label}" if len(numeric) > 1 else label or result.columns[i]).strip()
+            series.setdefault(name, []).append((_epoch(row[time_index]), value))
+    return [svg.Series(name, sorted(points)) for name, points in series.items()]
+
+
+def _thresholds(panel: Panel) -> list[tuple[float, str]]:
+    return [(t.value, t.color) for t in panel.thresholds if t.value is not None]
+
+
+def _stat(panel: Panel, result: QueryResult) -> str:
+    value = result.rows[0][0] if result.rows else None
+    shade = panel.thresholds[0].color if panel.thresholds else "blue"
+    number = _number(value)
+    for step in panel.thresholds[1:]:
+        if number is not None and step.value is not None and number >= step.value:
+            shade = step.color
+    text = svg.format_value(value, panel.unit, panel.decimals) if number is not None or value is None else str(value)
+    return f'<div class="statvalue" style="color:{svg.color(shade)}">{escape(text)}</div>'
+
+
+def _column_unit(panel: Panel, column: str) -> str:
+    return dict(panel.column_units).get(column, "none")
+
+
+def _table(panel: Panel, result: QueryResult, limit: int = 25) -> str:
+    head = "".join(f"<th>{escape(c)}</th>" for c in result.columns)
+    maxima = {
+        i: max((abs(n) for n in (_number(r[i]) for r in result.rows) if n is not None), default=0.0)
+        for i in range(len(result.columns))
+    }
+    body = []
+    for row in result.rows[:limit]:
+        cells = []
+        for i, value in enumerate(row):
+            text = escape(svg.format_value(value, _column_unit(panel, result.columns[i])))
+            number = _number(value)
+            if number is not None and maxima[i] > 0 and len(result.rows) > 1:
+                share = abs(number) / maxima[i] * 100
+                cells.append(f'<td class="num"><span class="cellbar" style="width:{share:.0f}%"></span>{text}</td>')
+            else:
+                cells.append(f"<td>{text}</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    more = f'<p class="muted">{len(result.rows) - limit} more rows</p>' if len(result.rows) > limit else ""
+    return f'<div class="table"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>{more}'
+
+
+def _bars(panel: Panel, result: QueryResult) -> str:
+    labels = [str(v) for v in result.column(panel.columns[0])]
+    values = [_number(v) for v in result.column(panel.columns[1])]
+    return svg.bar_chart(labels, values, unit=panel.unit)
+
+
+def _trace(result: QueryResult) -> str:
+    spans = [
+        svg.Span(
+            span_id=str(row["spanID"]),
+            parent_id=str(row["parentSpanID"]),
+            name=str(row["operationName"]),
+            service=str(row["serviceName"]),
+            start_ms=float(row["startTime"]),
+            duration_ms=float(row["duration"]),
+            error=row["statusCode"] == 2,
+        )
+        for row in (dict(zip(result.columns, r, strict=True)) for r in result.rows)
+    ]
+    title = f'<p class="muted">trace {escape(str(result.rows[0][0]))}, {len(spans)} spans</p>' if spans else ""
+    return title + svg.waterfall(spans)
+
+
+def render_panel(panel: Panel, result: QueryResult, time_range: TimeRange) -> str:
+    """One panel's body: chart, stat or table, or why there is none."""
+    if result.error:
+        return f'<div class="error">query failed: {escape(result.error)}</div>'
+    if not result.rows:
+        return '<div class="empty">No data in this window</div>'
+    if panel.visualization == "stat":
+        return _stat(panel, result)
+    if panel.visualization == "table":
+        return _table(panel, result)
+    if panel.visualization == "barchart":
+        return _bars(panel, result) or '<div class="empty">No values</div>'
+    if panel.visualization == "traces":
+        return _trace(result)
+    series = time_series(panel, result)
+    chart = svg.line_chart(
+        series,
+        unit=panel.unit,
+        thresholds=_thresholds(panel),
+        stacked=panel.stacked,
+        y_min=panel.min,
+        y_max=panel.max,
+        height=max(panel.height * ROW_PIXELS - 90, 140),
+        start=time_range.start.timestamp(),
+        end=time_range.end.timestamp(),
+    )
+    return (chart + svg.legend([s.name for s in series])) if chart else '<div class="empty">No values</div>'
+
+
+def _dashboard_variables(client: Any, database: str, dashboard: Dashboard, time_range: TimeRange) -> dict:
+    """Grafana defaults ("All"); the Traces dashboard shows the slowest trace of the window."""
+    values = default_variables(dashboard)
+    if dashboard is TRACES:
+        slowest = next(p for p in TRACES.panels if p.key == "slowest_traces")
+        found = run_sql(client, database, slowest.sql, time_range, values)
+        values["trace_id"] = str(found.rows[0][0]) if found.rows else ""
+    return values
+
+
+def _section(client: Any, database: str, dashboard: Dashboard, time_range: TimeRange) -> tuple[str, dict]:
+    values = _dashboard_variables(client, database, dashboard, time_range)
+    cells: list[str] = []
+    results: dict[str, QueryResult] = {}
+    for item in dashboard.items:
+        if isinstance(item, Row):
+            cells.append(f'<h3 class="row">{escape(item.title)}</h3>')
+            continue
+        result = run_sql(client, database, item.sql, time_range, values)
+        results[item.key] = result
+        cells.append(
+            f'<figure class="panel {item.visualization}" id="{escape(dashboard.uid)}-{escape(item.key)}" '
+            f'data-rows="{len(result.rows)}" style="grid-column: span {item.width}">'
+            f'<figcaption title="{escape(item.description)}">{escape(item.title)}</figcaption>'
+            f"{render_panel(item, result, time_range)}</figure>"
+        )
+    body = (
+        f'<section id="{escape(dashboard.uid)}"><h2>{escape(dashboard.title.split(" / ")[-1])}</h2>'
+        f'<p class="muted">{escape(dashboard.description)}</p><div class="grid">{"".join(cells)}</div></section>'
+    )
+    return body, results
+
+
+def _alert_list(result: QueryResult | None) -> str:
+    if result is None or result.error:
+        reason = result.error if result else "not queried"
+        return f'<div class="error">alerts could not be read: {escape(reason or "")}</div>'
+    if not result.rows:
+        return '<p class="ok">No analyzer alerts in this window.</p>'
+    items = []
+    for row in result.rows[:20]:
+        record = dict(zip(result.columns, row, strict=True))
+        severity = str(record.get("severity", "warning"))
+        items.append(
+            f'<li class="alert {escape(severity)}"><b>{escape(str(record.get("title", "")))}</b>'
+            f'<span class="muted"> {escape(svg.format_value(record.get("time")))} UTC · {escape(severity)}</span>'
+            f"<br>{escape(str(record.get('message', '')))}</li>"
+        )
+    return f'<ul class="alerts">{"".join(items)}</ul>'
+
+
+STYLE = """
+body{margin:0;font:14px system-ui,sans-serif;background:#f4f5f5;color:#24292e}
+header{background:#181b1f;color:#eee;padding:14px 24px}header h1{margin:0;font-size:20px}
+header p{margin:4px 0 0;color:#aab}nav{padding:8px 24px;background:#fff;border-bottom:1px solid #ddd}
+nav a{margin-right:16px;color:#3274d9;text-decoration:none}main{padding:8px 24px 40px}
+section{margin-top:18px}h2{margin:12px 0 2px;font-size:18px}h3.row{grid-column:1/-1;margin:10px 0 0;
+font-size:14px;color:#555;border-bottom:1px solid #ddd;padding-bottom:2px}
+.grid{display:grid;grid-template-columns:repeat(24,minmax(0,1fr));gap:10px}
+figure.panel{margin:0;background:#fff;border:1px solid #dde0e4;border-radius:4px;padding:8px 10px;min-width:0}
+figcaption{font-weight:600;margin-bottom:6px}.statvalue{font-size:30px;font-weight:600;padding:6px 0}
+.muted{color:#777;font-size:12px;margin:2px 0}.empty{color:#999;padding:24px 0;text-align:center}
+.error{color:#b3261e;background:#fdecea;padding:8px;border-radius:3px;font-size:12px;word-break:break-word}
+.legend{font-size:11px;color:#444}.key{margin-right:10px;white-space:nowrap}
+.key i{display:inline-block;width:10px;height:3px;margin-right:4px;vertical-align:middle}
+.table{overflow:auto;max-height:330px}table{border-collapse:collapse;width:100%;font-size:12px}
+th{text-align:left;background:#f7f8fa;position:sticky;top:0}th,td{padding:3px 6px;border-bottom:1px solid #eee;
+white-space:nowrap;max-width:340px;overflow:hidden;text-overflow:ellipsis}td.num{position:relative}
+.cellbar{position:absolute;left:0;top:3px;bottom:3px;background:#3274d91f;z-index:0}
+ul.alerts{list-style:none;padding:0;margin:6px 0}li.alert{background:#fff;border-left:4px solid #ff9830;
+padding:6px 10px;margin-bottom:6px}li.alert.critical{border-color:#e02f44}li.alert.info{border-color:#3274d9}
+.ok{color:#56a64b}svg.chart{display:block}
+"""
+
+
+def render_report(
+    client: Any,
+    database: str,
+    *,
+    window: timedelta | str = DEFAULT_WINDOW,
+    end: datetime | None = None,
+    dashboards: Sequence[Dashboard] = DASHBOARDS,
+    title: str = "llmpulse",
+    store_label: str | None = None,
+) -> str:
+    """The full HTML page for the last ``window`` (default 24 h) up to ``end`` (default now)."""
+    # The plugin's $__timeFilter truncates to whole seconds: end on the next second to keep what was just written.
+    stop = end or datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=1)
+    time_range = TimeRange.last(_window(window), end=stop)
+    sections: list[str] = []
+    results: dict[str, Mapping[str, QueryResult]] = {}
+    for dashboard in dashboards:
+        html, panel_results = _section(client, database, dashboard, time_range)
+        sections.append(html)
+        results[dashboard.uid] = panel_results
+    alerts = results.get(QUALITY.uid, {}).get("recent_alerts")
+    if alerts is None:
+        recent = next(p for p in QUALITY.panels if p.key == "recent_alerts")
+        alerts = run_sql(client, database, recent.sql, time_range, default_variables(QUALITY))
+    nav = "".join(f'<a href="#{escape(d.uid)}">{escape(d.title.split(" / ")[-1])}</a>' for d in dashboards)
+    where = escape(store_label or f"database {database}")
+    span = (
+        f"{time_range.start:%Y-%m-%d %H:%M} to {time_range.end:%Y-%m-%d %H:%M} UTC, "
+        f"{svg.format_value(time_range.interval.total_seconds(), 's')} buckets"
+    )
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)} report</title><style>{STYLE}</style></head><body>"
+        f"<header><h1>{escape(title)}</h1><p>{where} · {escape(span)} · generated "
+        f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC</p></header><nav>{nav}</nav><main>"
+        f'<section id="alerts"><h2>Alerts</h2>{_alert_list(alerts)}</section>{"".join(sections)}'
+        "</main></body></html>"
+    )
