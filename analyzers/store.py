@@ -117,12 +117,15 @@ class AnalysisStore:
                 raise ValueError(f"require_text takes text columns {_TEXT_COLUMNS}, got {column!r}")
             where.append(f"{column} != ''")
         sql = f"SELECT {', '.join(select)} FROM {{db:Identifier}}.llm_calls WHERE {' AND '.join(where)}"
+        # A fixed row order makes analyses reproducible (seeded tests see the same rows in the same order).
         if limit_per_segment is not None:
             parameters["cap"] = int(limit_per_segment)
             parameters["seed"] = int(seed)
             by = [SEGMENT_COLUMNS[k] for k in segment_by]
-            sql += " ORDER BY cityHash64(SpanId, {seed:UInt64}) LIMIT {cap:UInt64}"
+            sql += " ORDER BY cityHash64(SpanId, {seed:UInt64}), SpanId LIMIT {cap:UInt64}"
             sql += f" BY {', '.join(by)}" if by else ""
+        else:
+            sql += " ORDER BY Timestamp, SpanId"
         result = self.client.query(sql, parameters=parameters)
         return pd.DataFrame(result.result_rows, columns=wanted)
 
