@@ -6,7 +6,8 @@ rouge-score's tokenizer (lowercase, ``[a-z0-9]`` runs, Porter stemming), so the 
 ROUGE precisions see the same words; stop words are scikit-learn's English list.
 
 Named entities are found with a light capitalisation heuristic (runs of capitalised words and
-acronyms; a single capitalised word opening a sentence does not count), not a trained tagger: good enough to notice a name
+acronyms; a capitalised word opening a sentence counts unless it is also written in lower case in
+the response or context), not a trained tagger: good enough to notice a name
 or a place the context never mentions, blind to lower-case entities and to non-Latin scripts.
 """
 
@@ -30,6 +31,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])(?:\s+|(?=[A-Z\"“]))|\n+")
 _NUMBER = re.compile(r"(?<![\w.])[-+]?\d[\d,]*(?:\.\d+)?%?")
 _CAPITALISED = re.compile(r"[A-Z][\w'\u2019&.-]*|[0-9]+[A-Z][\w]*")
 _WORD = re.compile(r"[\w'\u2019&.-]+")
+_LOWER_WORD = re.compile(r"\b[a-z][a-z'\u2019-]*")
 _CONNECTORS = frozenset({"of", "the", "de", "la", "von", "van", "for", "and", "&"})
 
 
@@ -131,8 +133,12 @@ def unsupported_number_share(response: str, context: str) -> float:
     return len(said - numbers(context)) / len(said)
 
 
-def entities(text: str) -> list[str]:
-    """Capitalised-word runs that look like names (heuristic; see the module docstring)."""
+def entities(text: str, common: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """Capitalised-word runs that look like names (heuristic; see the module docstring).
+
+    A single capitalised word opening a sentence is a name only if it is not in ``common`` (words
+    seen written in lower case nearby), so "Designed by..." is not a name but "Scottish." is.
+    """
     stop = _stop_words()
     found: list[str] = []
     for sentence in split_sentences(text):
@@ -147,17 +153,17 @@ def entities(text: str) -> list[str]:
                 run_starts_sentence = run_starts_sentence if run else index == 0
                 run.append(word)
                 continue
-            _close_run(run, found, run_starts_sentence)
+            _close_run(run, found, run_starts_sentence, common)
             run = []
-        _close_run(run, found, run_starts_sentence)
+        _close_run(run, found, run_starts_sentence, common)
     return found
 
 
-def _close_run(run: list[str], found: list[str], starts_sentence: bool) -> None:
+def _close_run(run: list[str], found: list[str], starts_sentence: bool, common: frozenset[str] | set[str]) -> None:
     while run and run[-1].lower() in _CONNECTORS:
         run.pop()
-    if len(run) == 1 and starts_sentence and not run[0].isupper():
-        return  # one capitalised word opening a sentence is any word ("Designed by..."), not evidence of a name
+    if len(run) == 1 and starts_sentence and run[0].lower() in common:
+        return  # an ordinary word that happens to open a sentence ("Designed by...")
     if run:
         found.append(" ".join(w.strip(".'\u2019") for w in run))
 
@@ -168,7 +174,8 @@ def unsupported_entity_share(response: str, context: str) -> float:
     An entity counts as mentioned when its text occurs in the context, or when all its tokens do (so
     "Nixon" is supported by "President Richard Nixon" and "Magazine, Arthur's" by "Arthur's Magazine").
     """
-    named = entities(response)
+    common = set(_LOWER_WORD.findall(f"{context or ''} {response or ''}"))
+    named = entities(response, common)
     if not named:
         return 0.0
     lowered = (context or "").lower()

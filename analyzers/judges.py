@@ -114,7 +114,10 @@ class LlmJudge:
         if not model:
             raise ValueError("judge_model is required with judge_url (the model name the endpoint serves)")
         if client is None:
-            from openai import OpenAI
+            try:
+                from openai import OpenAI
+            except ImportError:
+                raise ValueError("judge_url needs the openai package: pip install openai") from None
 
             key = api_key or os.environ.get("LLMPULSE_JUDGE_API_KEY") or os.environ.get("OPENAI_API_KEY") or "none"
             client = OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=2)

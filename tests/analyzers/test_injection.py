@@ -191,3 +191,23 @@ def test_injection_in_the_rag_context_is_found_there(ch, database) -> None:
         parameters={"db": database},
     ).result_rows
     assert found == [(True, "context")] * 3
+
+
+def test_injection_through_the_cli(ch, database, store_dsn, capsys) -> None:
+    from llmpulse.agent.cli import main
+
+    create_schema(ch, database)
+    window = Window(NOW - minutes(60), NOW)
+    reference = Window(NOW - minutes(60) - timedelta(days=1), NOW - minutes(60))
+    insert_calls(
+        ch, database, _calls(reference.start, reference.end, 60, 0, 0) + _calls(window.start, window.end, 60, 3, 1000)
+    )
+    args = ["analyze", "injection", "--dsn", store_dsn, "--database", database, "--window", "1h", "--reference", "1d"]
+    code = main([*args, "--end", NOW.isoformat(), "-o", "embeddings=false", "--segment-by", "model", "--fail-on-alert"])
+    out = capsys.readouterr().out
+    assert code == 3 and "injection_rate" in out and "ALERT" in out
+    rows = ch.query(
+        "SELECT Metric, Alert FROM {db:Identifier}.analysis_results WHERE Analyzer = 'injection'",
+        parameters={"db": database},
+    ).result_rows
+    assert rows == [("injection_rate", True)]
