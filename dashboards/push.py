@@ -128,7 +128,8 @@ def push(
     api = grafana.api
     report = PushReport()
 
-    health = grafana.call("checking /api/health", api.health.check)
+    # GET /api/health answers without credentials: it tells "reachable" apart from "token refused".
+    health = grafana.call("checking /api/health", api.client.GET, "/health")
     report.grafana_version = str((health or {}).get("version", "")) if isinstance(health, dict) else ""
 
     if grafana.call("reading the folder", api.folder.get_folder, settings.folder_uid, missing_ok=True) is None:

@@ -78,7 +78,9 @@ def _stat(panel: Panel, result: QueryResult) -> str:
     for step in panel.thresholds[1:]:
         if number is not None and step.value is not None and number >= step.value:
             shade = step.color
-    text = svg.format_value(value, panel.unit, panel.decimals) if number is not None or value is None else str(value)
+    if number is None:  # NULL or NaN: an aggregate over no rows
+        return '<div class="statvalue nodata">No data</div>'
+    text = svg.format_value(value, panel.unit, panel.decimals)
     return f'<div class="statvalue" style="color:{svg.color(shade)}">{escape(text)}</div>'
 
 
@@ -221,6 +223,7 @@ font-size:14px;color:#555;border-bottom:1px solid #ddd;padding-bottom:2px}
 .grid{display:grid;grid-template-columns:repeat(24,minmax(0,1fr));gap:10px}
 figure.panel{margin:0;background:#fff;border:1px solid #dde0e4;border-radius:4px;padding:8px 10px;min-width:0}
 figcaption{font-weight:600;margin-bottom:6px}.statvalue{font-size:30px;font-weight:600;padding:6px 0}
+.statvalue.nodata{color:#999;font-size:16px;font-weight:400;padding:14px 0}
 .muted{color:#777;font-size:12px;margin:2px 0}.empty{color:#999;padding:24px 0;text-align:center}
 .error{color:#b3261e;background:#fdecea;padding:8px;border-radius:3px;font-size:12px;word-break:break-word}
 .legend{font-size:11px;color:#444}.key{margin-right:10px;white-space:nowrap}

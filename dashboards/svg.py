@@ -201,7 +201,7 @@ def line_chart(
         if len(points) == 1:
             t, v = points[0]
             parts.append(
-                f'<circle class="series" cx="{x(t):.1f}" cy="{y(v):.1f}" r="3" fill="{stroke}">{title}</circle>'
+                f'<circle class="series" cx="{x(t):.1f}" cy="{y(v):.1f}" r="4.5" fill="{stroke}">{title}</circle>'
             )
             continue
         path = " ".join(f"{'M' if i == 0 else 'L'}{x(t):.1f},{y(v):.1f}" for i, (t, v) in enumerate(points))
