@@ -25,6 +25,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _days(text: str) -> int:
     try:
         value = int(text)
@@ -74,6 +84,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--base-url", help="a real OpenAI-compatible endpoint instead of the simulated model")
     demo.add_argument("--model", help="model name to request (required with --base-url)")
     demo.add_argument("--api-key", help="API key for --base-url (default: $OPENAI_API_KEY)")
+    demo.add_argument(
+        "--support-calls",
+        type=_non_negative_int,
+        default=120,
+        help="support-bot questions per phase, simulated model only (default 120)",
+    )
+    demo.add_argument(
+        "--report", default="llmpulse-report.html", help="where to write the HTML report (default llmpulse-report.html)"
+    )
+    demo.add_argument("--no-report", action="store_true", help="do not write the HTML report")
+    demo.add_argument("--no-analyze", action="store_true", help="do not run the analyzers")
 
     schema = verbs.add_parser("schema", help="create or show the ClickHouse schema")
     schema_verbs = schema.add_subparsers(dest="schema_verb", metavar="ACTION")
@@ -126,6 +147,9 @@ def _run(args: argparse.Namespace) -> int:
             base_url=args.base_url,
             model=args.model,
             api_key=args.api_key or os.environ.get("OPENAI_API_KEY"),
+            support_calls=args.support_calls,
+            report=None if args.no_report else args.report,
+            analyze=not args.no_analyze,
         )
         return 0
     if args.schema_verb == "print":

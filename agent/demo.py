@@ -8,13 +8,24 @@ latencies, occasional rate-limit errors), so it runs offline with no keys. ``--b
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from . import attributes, configure, current_ids, feedback, flush, observe, shutdown, stats, update_current_span
+from .demo_support import (
+    CURRENT,
+    REFERENCE,
+    REFERENCE_DATASET,
+    Phase,
+    SimulatedSupportModel,
+    SupportBot,
+    reference_items,
+)
 from .dsn import parse_dsn
 
 _ANSWERS = (
@@ -260,9 +271,16 @@ def run_demo(
     model: str | None = None,
     api_key: str | None = None,
     service_name: str = "llmpulse-demo",
+    support_calls: int = 120,
+    report: str | None = "llmpulse-report.html",
+    analyze: bool = True,
     out: Any = print,
 ) -> dict[str, Any]:
-    """Run the sample app, flush, and print a per-model summary read back from the store."""
+    """Run the sample app in two phases, flush, print a summary, run the analyzers, write the HTML report.
+
+    With the simulated model the second phase brings drift, hallucinations and prompt injections that
+    the analyzers are expected to find; against a real endpoint only the sample app runs.
+    """
     if base_url:
         try:
             import openai
@@ -281,10 +299,27 @@ def run_demo(
     config = configure(dsn, service_name=service_name)
     target = config.store or parse_dsn(dsn)
     out(f"Store: {target.safe()}")
+    rng = random.Random(seed)
     since_ns = time.time_ns()
     started = time.perf_counter()
     app = DemoApp(backend, models, real=real)
-    counts = app.run(calls, random.Random(seed))
+    bot = None if real else SupportBot(SimulatedSupportModel(random.Random(seed + 1), speed=0.5))
+    phases: list[tuple[datetime, datetime]] = []
+    counts: dict[str, int] = {}
+    bot_counts: dict[str, int] = {}
+    for number, phase in enumerate((REFERENCE, CURRENT), 1):
+        if bot is None and number == 2:
+            break
+        begin = datetime.now(timezone.utc)
+        if bot is not None:
+            out(f"Phase {number}/2 ({phase.name}): {_phase_text(phase)} ...")
+        for key, value in app.run(calls // 2 if bot else calls, rng).items():
+            counts[key] = counts.get(key, 0) + value
+        if bot is not None:
+            for key, value in bot.run(phase, support_calls, rng).items():
+                bot_counts[key] = bot_counts.get(key, 0) + value
+        flush(60)
+        phases.append((begin, datetime.now(timezone.utc)))
     flushed = flush(60)
     elapsed = time.perf_counter() - started
     pipeline_stats = stats()
@@ -293,11 +328,18 @@ def run_demo(
         f"RAG-chain calls, {counts['errors']} failed (simulated rate limits), {counts['feedback']} feedback "
         f"records in {elapsed:.1f}s."
     )
+    if bot_counts:
+        out(
+            f"Support bot: {bot_counts['grounded']} grounded answers, {bot_counts['made_up']} made-up answers, "
+            f"{bot_counts['drifted']} questions off its topic, {bot_counts['injection']} injection attempts."
+        )
     out(
         f"Pipeline: {pipeline_stats.exported} records exported, {pipeline_stats.spooled} spooled, "
         f"{pipeline_stats.dropped} dropped{'' if flushed else ' (some records still spooled: store unreachable?)'}."
     )
     client = target.client()
+    results: list[Any] = []
+    report_path = None
     try:
         rows = read_summary(client, target.database, service_name, since_ns)
         feedback_rows = client.query(
@@ -305,11 +347,96 @@ def run_demo(
             "AND Timestamp >= fromUnixTimestamp64Nano({since:Int64})",
             parameters={"db": target.database, "s": service_name, "since": since_ns},
         ).result_rows[0]
+        out("")
+        out("LLM calls read back from ClickHouse (table llm_calls):")
+        out(format_summary(rows))
+        out(
+            f"Feedback rows: {feedback_rows[0]} (mean score {feedback_rows[1] if feedback_rows[0] else float('nan'):.2f})"
+        )
+        if analyze and len(phases) == 2:
+            results = _analyze(client, target.database, phases, out)
+        if report:
+            report_path = _write_report(client, target.database, target.safe(), report, out)
     finally:
         client.close()
+        shutdown()
+    return {
+        "counts": counts,
+        "support": bot_counts,
+        "rows": rows,
+        "feedback": feedback_rows[0],
+        "stats": pipeline_stats,
+        "results": results,
+        "report": report_path,
+    }
+
+
+def _phase_text(phase: Phase) -> str:
+    if not (phase.drift_share or phase.made_up_share or phase.injection_share):
+        return f"support questions answered from the knowledge base (prompt {phase.prompt_version})"
+    return (
+        f"prompt {phase.prompt_version}; {phase.drift_share:.0%} of questions off-topic, "
+        f"{phase.made_up_share:.0%} of answers made up, {phase.injection_share:.0%} injection attempts"
+    )
+
+
+ANALYZERS = ("operational", "drift", "hallucination", "injection", "quality")
+
+
+def _analyze(client: Any, database: str, phases: list[tuple[datetime, datetime]], out: Any) -> list[Any]:
+    """The analyzers on phase 2 (window) against phase 1 (reference); prints what they found."""
+    try:
+        from llmpulse.analyzers.base import Window
+        from llmpulse.analyzers.references import ReferenceItem, store_items
+        from llmpulse.analyzers.store import AnalysisStore, run_analyzer
+    except ImportError as exc:
+        out("")
+        out(f"Analyzers skipped: they need the analyzers extra ({exc.name} is missing):")
+        out("  pip install 'llmpulse[analyzers]'   (on a CPU-only machine: pip install torch==2.13.0 first)")
+        return []
+    (ref_start, ref_end), (cur_start, cur_end) = phases
+    window, reference = Window(cur_start, cur_end), Window(ref_start, ref_end)
+    items = [ReferenceItem(dataset=REFERENCE_DATASET, **item) for item in reference_items()]
+    store_items(client, database, items, source="llmpulse demo")
     out("")
-    out("LLM calls read back from ClickHouse (table llm_calls):")
-    out(format_summary(rows))
-    out(f"Feedback rows: {feedback_rows[0]} (mean score {feedback_rows[1] if feedback_rows[0] else float('nan'):.2f})")
-    shutdown()
-    return {"counts": counts, "rows": rows, "feedback": feedback_rows[0], "stats": pipeline_stats}
+    out(f"Running the analyzers on phase 2 against phase 1 (loaded {len(items)} reference answers) ...")
+    store = AnalysisStore(client, database)
+    results: list[Any] = []
+    for name in ANALYZERS:
+        options = {"dataset": REFERENCE_DATASET} if name == "quality" else {}
+        results.extend(run_analyzer(name, store, window, reference, options))
+    out(format_analysis(results))
+    return results
+
+
+def format_analysis(results: list[Any]) -> str:
+    """The alerting results first, then a count of the rest."""
+    alerting = [r for r in results if r.alert]
+    lines = [f"{len(alerting)} alerts from {len(results)} results:"]
+    for r in alerting:
+        segment = ", ".join(f"{k}={v}" for k, v in sorted(r.segment.items()))
+        p = "" if r.p_value is None else f", p={r.p_value:.2g}"
+        lines.append(f"  ALERT {r.analyzer}/{r.metric} [{segment}]: {r.summary or r.value}{p}")
+    quiet = {}
+    for r in results:
+        if not r.alert:
+            quiet[r.status] = quiet.get(r.status, 0) + 1
+    if quiet:
+        lines.append("  no alert: " + ", ".join(f"{n} {status}" for status, n in sorted(quiet.items())))
+    return "\n".join(lines)
+
+
+def _write_report(client: Any, database: str, store_label: str, path: str, out: Any) -> str | None:
+    try:
+        from llmpulse.dashboards.report import render_report
+    except ImportError as exc:
+        out(f"Report skipped: {exc}")
+        return None
+    html = render_report(client, database, window="1h", store_label=store_label, title="llmpulse demo")
+    full = os.path.abspath(path)
+    with open(full, "w", encoding="utf-8") as handle:
+        handle.write(html)
+    out("")
+    out(f"Report: {full}")
+    out("Open it in a browser: charts of the calls, GPU and serving panels, analyzer results and the alert list.")
+    return full

@@ -32,9 +32,16 @@ def test_demo_on_the_embedded_default(tmp_path: Path, python_env) -> None:
     assert "LLM calls read back from ClickHouse" in out and "Feedback rows:" in out
     assert "0 dropped" in out
     assert (tmp_path / ".llmpulse" / "store").is_dir()
+    # the second phase's drift, made-up answers and injections are found by the analyzers
+    for alert in ("ALERT drift/prompt_embedding", "ALERT hallucination/", "ALERT injection/", "ALERT quality/"):
+        assert alert in out, out
+    report = tmp_path / "llmpulse-report.html"
+    assert f"Report: {report}" in out
+    assert report.stat().st_size > 10_000
     # a second run on the same store adds to it and still works (schema migrations are idempotent)
-    again = _cli(["demo", "--calls", "4"], python_env, tmp_path)
+    again = _cli(["demo", "--calls", "4", "--support-calls", "0", "--no-analyze", "--no-report"], python_env, tmp_path)
     assert again.returncode == 0, again.stderr
+    assert "Report:" not in again.stdout and "Running the analyzers" not in again.stdout
 
 
 def test_schema_apply_then_up_to_date(tmp_path: Path, python_env) -> None:
@@ -63,6 +70,7 @@ def test_schema_print_cluster(tmp_path: Path, python_env) -> None:
         (["schema", "apply", "--dsn", "redis://u:topsecret@h/1"], "unsupported scheme 'redis'"),
         (["schema", "apply", "--dsn", "chdb:///tmp/x", "--database", "no-dashes"], "database name 'no-dashes'"),
         (["demo", "--calls", "0"], "argument --calls: must be at least 1"),
+        (["demo", "--support-calls", "-3"], "argument --support-calls: must be 0 or more"),
         (["schema", "print", "--traces-ttl-days", "soon"], "must be a whole number of days"),
         (["schema", "print", "--cluster", "a b"], "not a valid ClickHouse identifier"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
