@@ -75,6 +75,7 @@ class Sidecar:
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/dashboard", self._dashboard)
         registry = CollectorRegistry(auto_describe=False)
         registry.register(SidecarCollector(self.pipeline.snapshot, self.receiver.stats, self.ticks, self.ready))
         self._metrics_registry = registry
@@ -145,6 +146,27 @@ class Sidecar:
 
         body = generate_latest(self._metrics_registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _dashboard(self, request: web.Request) -> web.Response:
+        """The built-in HTML dashboard, rendered from the store on each request (``?window=24h``)."""
+        window = request.query.get("window", "24h")
+        loop = asyncio.get_running_loop()
+        try:
+            html = await loop.run_in_executor(None, self._render_dashboard, window)
+        except ValueError as exc:
+            return web.Response(status=400, text=f"bad window {window!r}: {exc}\n")
+        return web.Response(text=html, content_type="text/html")
+
+    def _render_dashboard(self, window: str) -> str:
+        from llmpulse.dashboards.report import render_report
+
+        store = self.config.pipeline.store
+        assert store is not None
+        client = store.client()
+        try:
+            return render_report(client, store.database, window=window, store_label=store.safe())
+        finally:
+            client.close()
 
     async def _healthz(self, _request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

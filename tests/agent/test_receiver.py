@@ -322,3 +322,17 @@ def test_rows_the_store_refuses_are_kept_aside_and_do_not_block_the_rest(
     assert len(dead) == 1
     assert b"not a time" in dead[0].read_bytes()
     assert sidecar.metric("llmpulse_dropped_records_total", reason="rejected_by_store") == 1
+
+
+def test_dashboard_page_is_served_from_the_store(sidecar: Any) -> None:
+    exporter = OTLPSpanExporter(endpoint=sidecar.url + "/v1/traces")
+    assert exporter.export(make_spans(8)) == SpanExportResult.SUCCESS
+    assert sidecar.flush()
+    page = sidecar.get("/dashboard?window=1h")
+    assert page.status == 200
+    assert page.headers["Content-Type"].startswith("text/html")
+    html = page.data.decode()
+    assert html.startswith("<!DOCTYPE html>") or html.lower().startswith("<!doctype html>")
+    assert "<svg" in html
+    bad = sidecar.get("/dashboard?window=forever")
+    assert bad.status == 400 and "bad window" in bad.data.decode()
