@@ -26,8 +26,7 @@ KNOWLEDGE_BASE: tuple[Article, ...] = (
         "refunds",
         "Acme Cloud refunds annual plans within 30 days of purchase. Monthly plans are not refunded, but you can "
         "cancel at any time and keep access until the end of the billing month.",
-        "Annual plans can be refunded within 30 days of purchase; monthly plans are not refunded but can be "
-        "cancelled at any time.",
+        "Acme Cloud refunds annual plans within 30 days of purchase. Monthly plans are not refunded, but you can cancel at any time.",
         "Every plan can be refunded within 90 days, and Acme Cloud adds a 15 percent goodwill credit to the refund.",
         (
             "Can I get my money back for the annual plan?",
@@ -40,7 +39,7 @@ KNOWLEDGE_BASE: tuple[Article, ...] = (
         "password",
         "To reset a password, open Settings, choose Security and click Reset password. The reset link is sent to "
         "the account email and expires after 2 hours.",
-        "Open Settings, choose Security and click Reset password; the emailed link expires after 2 hours.",
+        "Open Settings, choose Security and click Reset password. The reset link is sent to the account email and expires after 2 hours.",
         "Call the Zurich support line at 0800 414 414; the agent resets it and the temporary password lasts 48 hours.",
         (
             "How do I reset my password?",
@@ -53,7 +52,7 @@ KNOWLEDGE_BASE: tuple[Article, ...] = (
         "storage",
         "The Starter plan includes 50 GB of storage and the Team plan includes 2 TB shared by all members. "
         "Extra storage costs 4 dollars per 100 GB per month.",
-        "Starter includes 50 GB, Team includes 2 TB shared by the team, and extra storage is 4 dollars per 100 GB a month.",
+        "The Starter plan includes 50 GB of storage and the Team plan includes 2 TB shared by all members. Extra storage costs 4 dollars per 100 GB per month.",
         "Starter includes 250 GB and Team has unlimited storage, so Acme Cloud never charges for extra space.",
         (
             "How much storage does the Starter plan have?",
@@ -66,7 +65,7 @@ KNOWLEDGE_BASE: tuple[Article, ...] = (
         "sso",
         "Single sign-on with SAML is available on the Enterprise plan. Administrators configure it under "
         "Organization, Authentication, using the metadata URL of their identity provider.",
-        "SAML single sign-on is on the Enterprise plan; administrators set it up under Organization, Authentication.",
+        "Single sign-on with SAML is available on the Enterprise plan. Administrators configure it under Organization, Authentication.",
         "Single sign-on works on every plan through Acme Passport, which also supports Kerberos since version 7.2.",
         (
             "Do you support single sign-on?",
@@ -79,7 +78,7 @@ KNOWLEDGE_BASE: tuple[Article, ...] = (
         "export",
         "You can export all your data as a ZIP archive from Settings, Data, Export. Large exports are prepared in "
         "the background and a download link is emailed within 24 hours.",
-        "Use Settings, Data, Export to get a ZIP archive; large exports are emailed as a link within 24 hours.",
+        "You can export all your data as a ZIP archive from Settings, Data, Export. Large exports are emailed as a download link within 24 hours.",
         "Exports are only possible through the Acme CLI tool, which uploads a Parquet file to your S3 bucket in 10 minutes.",
         (
             "How can I export my data?",
@@ -92,7 +91,7 @@ KNOWLEDGE_BASE: tuple[Article, ...] = (
         "uptime",
         "Acme Cloud guarantees 99.9 percent monthly uptime on paid plans. If uptime falls below that, customers "
         "receive a service credit of 10 percent of the monthly fee.",
-        "Paid plans have a 99.9 percent monthly uptime guarantee, with a 10 percent service credit if it is missed.",
+        "Acme Cloud guarantees 99.9 percent monthly uptime on paid plans, with a service credit of 10 percent of the monthly fee if uptime falls below that.",
         "The guarantee is 99.999 percent uptime, and any outage longer than 5 minutes refunds the whole year.",
         (
             "What uptime do you guarantee?",
@@ -105,7 +104,7 @@ KNOWLEDGE_BASE: tuple[Article, ...] = (
         "seats",
         "Team plans are billed per seat at 12 dollars per user per month. Seats can be added at any time and are "
         "prorated for the rest of the billing period.",
-        "Team plans cost 12 dollars per user per month, and added seats are prorated for the billing period.",
+        "Team plans are billed per seat at 12 dollars per user per month. Seats can be added at any time and are prorated for the rest of the billing period.",
         "Seats cost 7 euros each but the first 20 users are free on every Team plan until 2030.",
         (
             "How much does each user cost?",
@@ -118,7 +117,7 @@ KNOWLEDGE_BASE: tuple[Article, ...] = (
         "regions",
         "Data is stored in the region chosen at sign-up: Frankfurt, Virginia or Singapore. Moving an existing "
         "workspace to another region requires a ticket to support.",
-        "Your data stays in the region chosen at sign-up (Frankfurt, Virginia or Singapore); moving it needs a support ticket.",
+        "Data is stored in the region chosen at sign-up: Frankfurt, Virginia or Singapore. Moving an existing workspace to another region requires a ticket to support.",
         "Acme Cloud replicates every workspace to Tokyo, Sydney and Sao Paulo automatically for free.",
         (
             "Where is my data stored?",

@@ -38,10 +38,27 @@ def test_demo_on_the_embedded_default(tmp_path: Path, python_env) -> None:
     report = tmp_path / "llmpulse-report.html"
     assert f"Report: {report}" in out
     assert report.stat().st_size > 10_000
+    html = report.read_text()
+    assert "drift" in html and "hallucination" in html  # the alert list names what the analyzers found
+    _the_report_draws_its_charts_in_a_real_browser(report, tmp_path)
     # a second run on the same store adds to it and still works (schema migrations are idempotent)
     again = _cli(["demo", "--calls", "4", "--support-calls", "0", "--no-analyze", "--no-report"], python_env, tmp_path)
     assert again.returncode == 0, again.stderr
     assert "Report:" not in again.stdout and "Running the analyzers" not in again.stdout
+
+
+def _the_report_draws_its_charts_in_a_real_browser(report: Path, tmp_path: Path) -> None:
+    from tests.dashboards.headless import find_chromium, load_page
+    from tests.dashboards.test_report import FACTS
+
+    chromium = find_chromium()
+    if chromium is None:
+        return  # tests/dashboards/test_report.py says why it skips; the page itself was checked above
+    run = load_page(chromium, report, FACTS, tmp_path / "profile")
+    assert run.console_errors == []
+    drawn = [chart for chart in run.facts["charts"] if chart["drawn"] > 0]
+    assert len(drawn) >= 10, run.facts["charts"]
+    (tmp_path / "demo-report.png").write_bytes(run.screenshot)
 
 
 def test_schema_apply_then_up_to_date(tmp_path: Path, python_env) -> None:
