@@ -42,11 +42,15 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "analyze_reference": ("LLMPULSE_ANALYZE_REFERENCE", "reference window of scheduled analyses (default 7d)"),
     "spool_dir": ("LLMPULSE_SPOOL_DIR", "where batches wait while the store is down (default ./.llmpulse/spool)"),
     "spool_max_bytes": ("LLMPULSE_SPOOL_MAX_BYTES", "spool size cap in bytes (default 512 MiB)"),
-    "max_queue_size": ("LLMPULSE_MAX_QUEUE_SIZE", "rows held in memory before 503 (default 20000)"),
-    "batch_size": ("LLMPULSE_BATCH_SIZE", "rows per insert (default 2000)"),
+    "max_queue_size": ("LLMPULSE_MAX_QUEUE_SIZE", "rows held in memory before 503 (default 50000)"),
+    "batch_size": ("LLMPULSE_BATCH_SIZE", "rows per insert (default 10000)"),
     "flush_interval": ("LLMPULSE_FLUSH_INTERVAL", "seconds between inserts of a partial batch (default 1)"),
     "shutdown_timeout": ("LLMPULSE_AGENT_SHUTDOWN_TIMEOUT", "seconds to flush on SIGTERM before exiting (default 10)"),
 }
+# A sidecar gathers many clients' spans: larger inserts than the in-app SDK's (ClickHouse inserts
+# fewer, larger blocks much faster; bench/receiver.py measures it).
+SIDECAR_BATCH_SIZE = 10_000
+SIDECAR_MAX_QUEUE_SIZE = 50_000
 _PIPELINE = ("dsn", "database", "spool_dir", "spool_max_bytes", "max_queue_size", "batch_size", "flush_interval")
 
 
@@ -74,6 +78,14 @@ class SidecarConfig:
     analyze_reference: str = "7d"
     shutdown_timeout: float = 10.0
     sources: dict[str, str] = field(default_factory=dict)  # setting -> "flag" | "$ENV" | "FILE" (for messages)
+
+
+def _as_int(value: Any) -> int:
+    """A best-effort number for choosing defaults; the real validation happens in build_config."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _where(name: str, source: str) -> str:
@@ -203,6 +215,8 @@ def build_sidecar_config(
     src = lambda name: sources.get(name, "default")  # noqa: E731
 
     pipeline_args = {name: values[name] for name in _PIPELINE if name in values}
+    pipeline_args.setdefault("max_queue_size", max(SIDECAR_MAX_QUEUE_SIZE, _as_int(pipeline_args.get("batch_size"))))
+    pipeline_args.setdefault("batch_size", min(SIDECAR_BATCH_SIZE, _as_int(pipeline_args["max_queue_size"])))
     try:
         # The sidecar only ever writes to the store: an OTEL_EXPORTER_OTLP_ENDPOINT in its environment
         # (common in pods) must not make it forward spans to itself.

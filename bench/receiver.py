@@ -133,12 +133,13 @@ def _stored(http: urllib3.PoolManager, url: str) -> float:
     return 0.0
 
 
-def end_to_end(payloads: list[bytes], spans_total: int, clients: int, batch_size: int) -> tuple[float, dict]:
+def end_to_end(payloads: list[bytes], spans_total: int, clients: int, batch_size: int | None) -> tuple[float, dict]:
     workdir = tempfile.mkdtemp(prefix="llmpulse-bench-receiver-")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LLMPULSE_", "OTEL_"))}
-    env["LLMPULSE_BATCH_SIZE"] = str(batch_size)
-    env["LLMPULSE_MAX_QUEUE_SIZE"] = str(max(batch_size * 10, 20_000))
+    if batch_size:
+        env["LLMPULSE_BATCH_SIZE"] = str(batch_size)
+        env["LLMPULSE_MAX_QUEUE_SIZE"] = str(max(batch_size * 5, 50_000))
     agent = subprocess.Popen(
         [
             sys.executable,
@@ -212,7 +213,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="OTLP requests to send (default 200)")
     parser.add_argument("--spans", type=int, default=512, help="spans per request (default 512, the SDK's batch)")
     parser.add_argument("--clients", type=int, default=2, help="sending threads (default 2)")
-    parser.add_argument("--batch-size", type=int, default=2000, help="the agent's rows per insert (default 2000)")
+    parser.add_argument("--batch-size", type=int, help="the agent's rows per insert (default: the agent's default)")
     args = parser.parse_args()
 
     print(f"building {args.requests} requests x {args.spans} spans ...", flush=True)

@@ -105,3 +105,12 @@ def test_missing_config_file(tmp_path: Path) -> None:
 )
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration("x", text) == seconds
+
+
+def test_the_sidecar_inserts_larger_batches_than_the_sdk_unless_told_otherwise() -> None:
+    config = build_sidecar_config({}, environ={})
+    assert (config.pipeline.batch_size, config.pipeline.max_queue_size) == (10_000, 50_000)
+    small = build_sidecar_config({"max_queue_size": "600"}, environ={})
+    assert (small.pipeline.batch_size, small.pipeline.max_queue_size) == (600, 600)
+    big = build_sidecar_config({}, environ={"LLMPULSE_BATCH_SIZE": "80000"})
+    assert (big.pipeline.batch_size, big.pipeline.max_queue_size) == (80_000, 80_000)
