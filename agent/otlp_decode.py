@@ -388,6 +388,11 @@ def _exemplars(points_exemplars: Any, seconds: bool) -> list[Any]:
     ]
 
 
+def _point_columns(point: Any, stamp: Callable[[int], Any]) -> list[Any]:
+    """The columns every data point has: its attributes, start time and time."""
+    return [attributes(point.attributes), stamp(point.start_time_unix_nano), stamp(point.time_unix_nano)]
+
+
 def _seconds(ns: int) -> int:
     return ns // 1_000_000_000
 
@@ -428,9 +433,7 @@ def metric_rows(request: ExportMetricsServiceRequest) -> list[EncodedRows]:
                     if kind == "gauge":
                         row = [
                             *head,
-                            attributes(point.attributes),
-                            stamp(point.start_time_unix_nano),
-                            stamp(point.time_unix_nano),
+                            *_point_columns(point, stamp),
                             _number(point),
                             point.flags,
                             *_exemplars(point.exemplars, False),
@@ -439,9 +442,7 @@ def metric_rows(request: ExportMetricsServiceRequest) -> list[EncodedRows]:
                     elif kind == "sum":
                         row = [
                             *head,
-                            attributes(point.attributes),
-                            stamp(point.start_time_unix_nano),
-                            stamp(point.time_unix_nano),
+                            *_point_columns(point, stamp),
                             _number(point),
                             point.flags,
                             *_exemplars(point.exemplars, False),
@@ -452,9 +453,7 @@ def metric_rows(request: ExportMetricsServiceRequest) -> list[EncodedRows]:
                     elif kind == "histogram":
                         row = [
                             *head,
-                            attributes(point.attributes),
-                            stamp(point.start_time_unix_nano),
-                            stamp(point.time_unix_nano),
+                            *_point_columns(point, stamp),
                             point.count,
                             point.sum,
                             list(point.bucket_counts),
@@ -469,9 +468,7 @@ def metric_rows(request: ExportMetricsServiceRequest) -> list[EncodedRows]:
                     elif kind == "exponential_histogram":
                         row = [
                             *head,
-                            attributes(point.attributes),
-                            stamp(point.start_time_unix_nano),
-                            stamp(point.time_unix_nano),
+                            *_point_columns(point, stamp),
                             point.count,
                             point.sum,
                             point.scale,
@@ -490,9 +487,7 @@ def metric_rows(request: ExportMetricsServiceRequest) -> list[EncodedRows]:
                     elif kind == "summary":
                         row = [
                             *head,
-                            attributes(point.attributes),
-                            stamp(point.start_time_unix_nano),
-                            stamp(point.time_unix_nano),
+                            *_point_columns(point, stamp),
                             point.count,
                             point.sum,
                             [q.quantile for q in point.quantile_values],
