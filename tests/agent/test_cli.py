@@ -196,3 +196,28 @@ def test_store_open_in_another_process_is_explained(tmp_path: Path, python_env) 
     assert demo.returncode == 2 and "is already open in another process" in demo.stderr
     assert apply.returncode == 1 and "is already open in another process" in apply.stderr
     assert "Traceback" not in demo.stderr + apply.stderr
+
+
+@pytest.mark.parametrize(
+    ("module", "importer", "argv", "extra"),
+    [
+        ("aiohttp", "llmpulse.agent.sidecar", ["agent", "--gpu", "off"], "sidecar"),
+        (
+            "grafana_client",
+            "llmpulse.dashboards.push",
+            ["dashboards", "push", "--url", "http://127.0.0.1:9", "--token", "t"],
+            "dashboards",
+        ),
+    ],
+)
+def test_a_missing_extra_is_named(monkeypatch, capsys, tmp_path: Path, module, importer, argv, extra) -> None:
+    import sys
+
+    from llmpulse.agent.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, module, None)  # as if the package were not installed
+    monkeypatch.delitem(sys.modules, importer, raising=False)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"needs the '{extra}' extra ({module} is not installed): pip install 'llmpulse[{extra}]'" in err
