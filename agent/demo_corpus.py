@@ -91,7 +91,8 @@ KNOWLEDGE_BASE: tuple[Article, ...] = (
         "uptime",
         "Acme Cloud guarantees 99.9 percent monthly uptime on paid plans. If uptime falls below that, customers "
         "receive a service credit of 10 percent of the monthly fee.",
-        "Acme Cloud guarantees 99.9 percent monthly uptime on paid plans, with a service credit of 10 percent of the monthly fee if uptime falls below that.",
+        "Acme Cloud guarantees 99.9 percent monthly uptime on paid plans. If uptime falls below that, customers "
+        "receive a service credit of 10 percent of the monthly fee.",
         "The guarantee is 99.999 percent uptime, and any outage longer than 5 minutes refunds the whole year.",
         (
             "What uptime do you guarantee?",
