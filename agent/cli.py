@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .config import ConfigError
 from .dsn import DSNError, open_error_message, parse_dsn
@@ -15,24 +15,20 @@ class StoreUnavailable(Exception):
     """The store could not be opened or reached; the message says why."""
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _whole_number(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum``."""
+    bound = "0 or more" if minimum == 0 else f"at least {minimum}"
 
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
+        return value
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+    return parse
 
 
 def _days(text: str) -> int:
@@ -105,14 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = verbs.add_parser("demo", help="run an instrumented sample app and print a summary from the store")
     _add_store_args(demo)
-    demo.add_argument("--calls", type=_positive_int, default=40, help="number of calls to make (default 40)")
+    demo.add_argument("--calls", type=_whole_number(1), default=40, help="number of calls to make (default 40)")
     demo.add_argument("--seed", type=int, default=7, help="random seed of the simulated model (default 7)")
     demo.add_argument("--base-url", help="a real OpenAI-compatible endpoint instead of the simulated model")
     demo.add_argument("--model", help="model name to request (required with --base-url)")
     demo.add_argument("--api-key", help="API key for --base-url (default: $OPENAI_API_KEY)")
     demo.add_argument(
         "--support-calls",
-        type=_non_negative_int,
+        type=_whole_number(0),
         default=120,
         help="support-bot questions per phase, simulated model only (default 120)",
     )

@@ -146,9 +146,6 @@ def datetime64(ns: int) -> str | int | float:
     return ns // 1_000_000_000 if ns % 1_000_000_000 == 0 else ns / 1e9
 
 
-_datetime64 = datetime64
-
-
 _ROW_OPTIONS = orjson.OPT_APPEND_NEWLINE  # keys are str by construction; anything odd takes the fallback
 
 
@@ -157,7 +154,7 @@ def _span_ids(span: FinishedSpan) -> tuple[str, str, str]:
     return f"{span.trace_id:032x}", f"{span.span_id:016x}", f"{span.parent_id:016x}" if span.parent_id else ""
 
 
-def _row_bytes(row: list[Any]) -> bytes:
+def row_bytes(row: list[Any]) -> bytes:
     try:
         return orjson.dumps(row, default=str, option=_ROW_OPTIONS)
     except (TypeError, orjson.JSONEncodeError):  # e.g. an integer beyond 64 bits: the slow, total path
@@ -186,9 +183,9 @@ def spans_to_batch(
         count += 1
         events = span.events
         lines.append(
-            _row_bytes(
+            row_bytes(
                 [  # in TRACE_ROW_COLUMNS order
-                    _datetime64(span.start_ns),
+                    datetime64(span.start_ns),
                     *_span_ids(span),
                     span.name,
                     span.kind,
@@ -200,7 +197,7 @@ def spans_to_batch(
                     max(span.end_ns - span.start_ns, 0),
                     span.status_code,
                     span.status_message,
-                    [_datetime64(e[0]) for e in events] if events else _EMPTY,
+                    [datetime64(e[0]) for e in events] if events else _EMPTY,
                     [e[1] for e in events] if events else _EMPTY,
                     [e[2] for e in events] if events else _EMPTY,
                 ]
@@ -268,7 +265,7 @@ def feedback_to_batch(records: Iterable[FeedbackRecord], *, service_name: str) -
     lines = []
     for r in records:
         lines.append(
-            _row_bytes(
+            row_bytes(
                 [  # in FEEDBACK_COLUMNS order
                     f"{r.timestamp_ms // 1000}.{r.timestamp_ms % 1000:03d}",
                     r.feedback_id,
@@ -393,7 +390,7 @@ def rows_to_batch(table: str, rows: Sequence[Mapping[str, Any]]) -> Batch:
     for row in rows:
         if len(row) != len(columns):
             raise ValueError(f"every row for {table} must have the columns {columns}, got {list(row)}")
-        lines.append(_row_bytes([_cell(row[c]) for c in columns]))
+        lines.append(row_bytes([_cell(row[c]) for c in columns]))
     return Batch(table, columns, b"".join(lines), new_token(), len(rows))
 
 

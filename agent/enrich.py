@@ -339,9 +339,7 @@ def _llm_attributes(
             resp.cache_read_input_tokens,
             resp.cache_creation_input_tokens,
         )
-        cost = ctx.prices.cost(resp.response_model, *usage) if resp.response_model else None
-        if cost is None and model and model != resp.response_model:
-            cost = ctx.prices.cost(model, *usage)
+        cost = ctx.prices.first_cost((resp.response_model, model), *usage)
         if cost is None:
             ctx.unknown_model_cost += 1
         else:

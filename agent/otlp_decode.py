@@ -25,7 +25,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from . import semconv as sc
-from .clickhouse import TRACE_COLUMNS
+from .clickhouse import TRACE_COLUMNS, row_bytes
 from .clickhouse import datetime64 as _datetime64
 from .prices import PriceTable
 
@@ -35,7 +35,6 @@ JSON = "application/json"
 _KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 _STATUS = ("Unset", "Ok", "Error")
 _ID_KEYS = frozenset(("traceId", "spanId", "parentSpanId"))
-_ROW_OPTIONS = orjson.OPT_APPEND_NEWLINE
 
 
 class PayloadError(ValueError):
@@ -162,13 +161,6 @@ def attributes(key_values: Iterable[Any]) -> dict[str, Any]:
     return out
 
 
-def _row(values: list[Any]) -> bytes:
-    try:
-        return orjson.dumps(values, option=_ROW_OPTIONS)
-    except orjson.JSONEncodeError as exc:  # e.g. a NaN-free but non-UTF-8 string cannot come from protobuf
-        raise PayloadError(f"a value cannot be stored: {exc}") from None
-
-
 # --- traces --------------------------------------------------------------------------------------
 
 
@@ -258,7 +250,7 @@ def trace_rows(
                     )
                 else:
                     row += (_NO_ITEMS, _NO_ITEMS, _NO_ITEMS, _NO_ITEMS)
-                append(_row(row))
+                append(row_bytes(row))
     return EncodedRows("otel_traces", list(TRACE_COLUMNS), b"".join(lines), len(lines))
 
 
@@ -288,21 +280,11 @@ def _add_cost(attrs: dict[str, Any], prices: PriceTable, on_unpriced: Callable[[
         None if cache_read is None else _int(cache_read),
         None if cache_write is None else _int(cache_write),
     )
-    cost = None
-    for key in _COST_MODEL_KEYS:
-        model = get(key)
-        if type(model) is str and model:
-            cost = prices.cost(model, *usage)
-            if cost is not None:
-                break
+    cost = prices.first_cost([get(key) for key in _COST_MODEL_KEYS], *usage)
     if cost is None:
         on_unpriced()
     else:
         attrs[sc.COST_USD] = round(cost, 10)
-
-
-def span_count(request: ExportTraceServiceRequest) -> int:
-    return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
 
 
 # --- metrics -------------------------------------------------------------------------------------
@@ -438,7 +420,7 @@ def metric_rows(request: ExportMetricsServiceRequest) -> list[EncodedRows]:
                             point.flags,
                             *_exemplars(point.exemplars, False),
                         ]
-                        lines["otel_metrics_gauge"].append(_row(row))
+                        lines["otel_metrics_gauge"].append(row_bytes(row))
                     elif kind == "sum":
                         row = [
                             *head,
@@ -449,7 +431,7 @@ def metric_rows(request: ExportMetricsServiceRequest) -> list[EncodedRows]:
                             data.aggregation_temporality,
                             data.is_monotonic,
                         ]
-                        lines["otel_metrics_sum"].append(_row(row))
+                        lines["otel_metrics_sum"].append(row_bytes(row))
                     elif kind == "histogram":
                         row = [
                             *head,
@@ -464,7 +446,7 @@ def metric_rows(request: ExportMetricsServiceRequest) -> list[EncodedRows]:
                             point.max,
                             data.aggregation_temporality,
                         ]
-                        lines["otel_metrics_histogram"].append(_row(row))
+                        lines["otel_metrics_histogram"].append(row_bytes(row))
                     elif kind == "exponential_histogram":
                         row = [
                             *head,
@@ -483,7 +465,7 @@ def metric_rows(request: ExportMetricsServiceRequest) -> list[EncodedRows]:
                             point.max,
                             data.aggregation_temporality,
                         ]
-                        lines["otel_metrics_exp_histogram"].append(_row(row))
+                        lines["otel_metrics_exp_histogram"].append(row_bytes(row))
                     elif kind == "summary":
                         row = [
                             *head,
@@ -494,7 +476,7 @@ def metric_rows(request: ExportMetricsServiceRequest) -> list[EncodedRows]:
                             [q.value for q in point.quantile_values],
                             point.flags,
                         ]
-                        lines["otel_metrics_summary"].append(_row(row))
+                        lines["otel_metrics_summary"].append(row_bytes(row))
     return [
         EncodedRows(table, METRIC_COLUMNS[table], b"".join(rows), len(rows)) for table, rows in lines.items() if rows
     ]
@@ -523,6 +505,5 @@ __all__ = [
     "metric_rows",
     "parse_metrics",
     "parse_traces",
-    "span_count",
     "trace_rows",
 ]

@@ -167,6 +167,7 @@ class Pipeline:
         """Connect and apply the schema now (configure() calls this for embedded stores)."""
         if self._writer is not None:
             self._writer.connect()
+            self.store_ok = True
 
     # --- hot path ----------------------------------------------------------------------------------
 
@@ -186,7 +187,7 @@ class Pipeline:
             self._wake.set()
 
     def submit_rows(self, batches: Sequence[Any]) -> bool:
-        """Queue rows already encoded per table (``EncodedRows``: the sidecar's receiver and collectors).
+        """Queue rows already encoded per table (``EncodedRows`` or ``Batch``: the sidecar's receiver and collectors).
 
         All or nothing: returns False, counting nothing as dropped, when the queue is full or the
         pipeline has stopped; the caller still holds the data and tells its client to retry (HTTP 503).

@@ -11,7 +11,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -220,6 +220,25 @@ class PriceTable:
             + (out or 0) * price.output_per_mtok
         )
         return total / 1_000_000
+
+    def first_cost(
+        self,
+        models: Iterable[object],
+        input_tokens: int | None,
+        output_tokens: int | None,
+        cache_read_input_tokens: int | None = None,
+        cache_creation_input_tokens: int | None = None,
+    ) -> float | None:
+        """The cost at the price of the first of ``models`` the table knows (e.g. a dated response model, then the
+        requested one); non-string and empty names are skipped. None when none is known."""
+        for model in models:
+            if isinstance(model, str) and model:
+                cost = self.cost(
+                    model, input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens
+                )
+                if cost is not None:
+                    return cost
+        return None
 
     def rows(self) -> list[ModelPrice]:
         """All prices, sorted by model name (for loading into the ``model_prices`` table)."""

@@ -20,7 +20,6 @@ from aiohttp import web
 
 from ._log import logger
 from .clickhouse import rows_to_batch
-from .otlp_decode import EncodedRows
 from .pipeline import Pipeline
 from .prices import PriceTable
 from .receiver import OtlpReceiver
@@ -65,7 +64,6 @@ class Sidecar:
     def open_store(self) -> None:
         """Open the store and apply the schema now; raises when it cannot be opened (CLI exits 1)."""
         self.pipeline.open_store()
-        self.pipeline.store_ok = True
 
     async def start(self) -> None:
         from prometheus_client import CollectorRegistry
@@ -229,9 +227,8 @@ class Sidecar:
 
     def _submit(self, name: str, rows: Rows) -> int:
         batches = [rows_to_batch(table, table_rows) for table, table_rows in rows.items() if table_rows]
-        encoded = [EncodedRows(b.table, b.columns, b.payload, b.count) for b in batches]
         count = sum(b.count for b in batches)
-        if encoded and not self.pipeline.submit_rows(encoded):
+        if batches and not self.pipeline.submit_rows(batches):
             self.pipeline.count_drop(f"{name.split(':', maxsplit=1)[0]}_queue_full", count)
             return 0
         return count

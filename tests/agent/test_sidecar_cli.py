@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from tests.conftest import PYTHON
 
+from .test_cli import _cli
 from .test_receiver import make_spans
 
 pytestmark = pytest.mark.slow
@@ -24,12 +25,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [PYTHON, "-m", "llmpulse.agent.cli", *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
-    )
 
 
 def _wait_healthy(url: str, process: subprocess.Popen) -> None:
