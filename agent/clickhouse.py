@@ -161,6 +161,26 @@ def row_bytes(row: list[Any]) -> bytes:
         return (_json.dumps([_plain(v) for v in row]) + "\n").encode()
 
 
+class RowBuffer:
+    """JSONCompactEachRow rows appended to one growing buffer, the payload of a batch.
+
+    Why not a list of per-row ``bytes`` joined at the end: orjson returns each row in a buffer of its
+    own, and keeping thousands of them alive costs a fresh memory page per row (one minor page fault
+    per kept result, 3-5 µs each on this project's VMs). Copying each row into one buffer frees
+    orjson's at once, so its memory is reused.
+    """
+
+    __slots__ = ("count", "data")
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.count = 0
+
+    def append(self, row: list[Any]) -> None:
+        self.data += row_bytes(row)
+        self.count += 1
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): attribute_string(v) for k, v in value.items()}
@@ -176,34 +196,43 @@ def spans_to_batch(
     arrays and objects as their JSON text, which is the collector's ``AsString()`` form. The engine parses
     the rows with the GIL released, so the export thread keeps enriching meanwhile.
     """
+    rows = RowBuffer()
+    add_span_rows(rows, spans, service_name=service_name, resource=resource, scope_version=scope_version)
+    return Batch("otel_traces", TRACE_ROW_COLUMNS, rows.data, new_token(), rows.count)
+
+
+def add_span_rows(
+    rows: RowBuffer,
+    spans: Iterable[FinishedSpan],
+    *,
+    service_name: str,
+    resource: Mapping[str, str],
+    scope_version: str,
+) -> None:
+    """Append finished spans to ``rows`` as ``otel_traces`` rows (see ``spans_to_batch``)."""
     resource_map = dict(resource)
-    lines = []
-    count = 0
+    append = rows.append
     for span in spans:
-        count += 1
         events = span.events
-        lines.append(
-            row_bytes(
-                [  # in TRACE_ROW_COLUMNS order
-                    datetime64(span.start_ns),
-                    *_span_ids(span),
-                    span.name,
-                    span.kind,
-                    service_name,
-                    resource_map,
-                    "llmpulse",
-                    scope_version,
-                    span.attributes,
-                    max(span.end_ns - span.start_ns, 0),
-                    span.status_code,
-                    span.status_message,
-                    [datetime64(e[0]) for e in events] if events else _EMPTY,
-                    [e[1] for e in events] if events else _EMPTY,
-                    [e[2] for e in events] if events else _EMPTY,
-                ]
-            )
+        append(
+            [  # in TRACE_ROW_COLUMNS order
+                datetime64(span.start_ns),
+                *_span_ids(span),
+                span.name,
+                span.kind,
+                service_name,
+                resource_map,
+                "llmpulse",
+                scope_version,
+                span.attributes,
+                max(span.end_ns - span.start_ns, 0),
+                span.status_code,
+                span.status_message,
+                [datetime64(e[0]) for e in events] if events else _EMPTY,
+                [e[1] for e in events] if events else _EMPTY,
+                [e[2] for e in events] if events else _EMPTY,
+            ]
         )
-    return Batch("otel_traces", TRACE_ROW_COLUMNS, b"".join(lines), new_token(), count)
 
 
 def spans_to_columns(
@@ -262,27 +291,25 @@ class FeedbackRecord:
 
 
 def feedback_to_batch(records: Iterable[FeedbackRecord], *, service_name: str) -> Batch:
-    lines = []
+    rows = RowBuffer()
     for r in records:
-        lines.append(
-            row_bytes(
-                [  # in FEEDBACK_COLUMNS order
-                    f"{r.timestamp_ms // 1000}.{r.timestamp_ms % 1000:03d}",
-                    r.feedback_id,
-                    r.trace_id,
-                    r.span_id,
-                    service_name,
-                    r.name,
-                    r.score,
-                    r.label,
-                    r.comment,
-                    r.user_id,
-                    r.source,
-                    r.attributes,
-                ]
-            )
+        rows.append(
+            [  # in FEEDBACK_COLUMNS order
+                f"{r.timestamp_ms // 1000}.{r.timestamp_ms % 1000:03d}",
+                r.feedback_id,
+                r.trace_id,
+                r.span_id,
+                service_name,
+                r.name,
+                r.score,
+                r.label,
+                r.comment,
+                r.user_id,
+                r.source,
+                r.attributes,
+            ]
         )
-    return Batch("feedback", FEEDBACK_COLUMNS, b"".join(lines), new_token(), len(lines))
+    return Batch("feedback", FEEDBACK_COLUMNS, rows.data, new_token(), rows.count)
 
 
 PRICE_COLUMNS = [
@@ -386,12 +413,12 @@ def rows_to_batch(table: str, rows: Sequence[Mapping[str, Any]]) -> Batch:
     if not rows:
         raise ValueError("rows_to_batch needs at least one row")
     columns = list(rows[0])
-    lines = []
+    buffer = RowBuffer()
     for row in rows:
         if len(row) != len(columns):
             raise ValueError(f"every row for {table} must have the columns {columns}, got {list(row)}")
-        lines.append(row_bytes([_cell(row[c]) for c in columns]))
-    return Batch(table, columns, b"".join(lines), new_token(), len(rows))
+        buffer.append([_cell(row[c]) for c in columns])
+    return Batch(table, columns, buffer.data, new_token(), buffer.count)
 
 
 def _cell(value: Any) -> Any:

@@ -25,7 +25,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from . import semconv as sc
-from .clickhouse import TRACE_COLUMNS, row_bytes
+from .clickhouse import TRACE_COLUMNS, RowBuffer
 from .clickhouse import datetime64 as _datetime64
 from .prices import PriceTable
 
@@ -51,7 +51,7 @@ class EncodedRows:
 
     table: str
     columns: list[str]
-    payload: bytes
+    payload: bytes | bytearray
     count: int
 
 
@@ -191,8 +191,8 @@ def trace_rows(
     GenAI spans from other SDKs carry tokens but no cost: when ``prices`` knows the model, the row gets
     the same ``llmpulse.cost.usd`` attribute the SDK writes, so ``llm_calls`` has a cost for them too.
     """
-    lines: list[bytes] = []
-    append = lines.append
+    rows = RowBuffer()
+    append = rows.append
     kinds, statuses = _KINDS, _STATUS
     for r, resource_spans in enumerate(request.resource_spans):
         resource = attributes(resource_spans.resource.attributes)
@@ -250,8 +250,8 @@ def trace_rows(
                     )
                 else:
                     row += (_NO_ITEMS, _NO_ITEMS, _NO_ITEMS, _NO_ITEMS)
-                append(row_bytes(row))
-    return EncodedRows("otel_traces", list(TRACE_COLUMNS), b"".join(lines), len(lines))
+                append(row)
+    return EncodedRows("otel_traces", list(TRACE_COLUMNS), rows.data, rows.count)
 
 
 def _int(value: Any) -> int | None:
@@ -381,7 +381,7 @@ def _seconds(ns: int) -> int:
 
 def metric_rows(request: ExportMetricsServiceRequest) -> list[EncodedRows]:
     """Data points of every metric as rows of the collector's ``otel_metrics_*`` tables."""
-    lines: dict[str, list[bytes]] = {table: [] for table in METRIC_COLUMNS}
+    lines = {table: RowBuffer() for table in METRIC_COLUMNS}
     for resource_metrics in request.resource_metrics:
         resource = attributes(resource_metrics.resource.attributes)
         service = resource.get("service.name", "")
@@ -420,7 +420,7 @@ def metric_rows(request: ExportMetricsServiceRequest) -> list[EncodedRows]:
                             point.flags,
                             *_exemplars(point.exemplars, False),
                         ]
-                        lines["otel_metrics_gauge"].append(row_bytes(row))
+                        lines["otel_metrics_gauge"].append(row)
                     elif kind == "sum":
                         row = [
                             *head,
@@ -431,7 +431,7 @@ def metric_rows(request: ExportMetricsServiceRequest) -> list[EncodedRows]:
                             data.aggregation_temporality,
                             data.is_monotonic,
                         ]
-                        lines["otel_metrics_sum"].append(row_bytes(row))
+                        lines["otel_metrics_sum"].append(row)
                     elif kind == "histogram":
                         row = [
                             *head,
@@ -446,7 +446,7 @@ def metric_rows(request: ExportMetricsServiceRequest) -> list[EncodedRows]:
                             point.max,
                             data.aggregation_temporality,
                         ]
-                        lines["otel_metrics_histogram"].append(row_bytes(row))
+                        lines["otel_metrics_histogram"].append(row)
                     elif kind == "exponential_histogram":
                         row = [
                             *head,
@@ -465,7 +465,7 @@ def metric_rows(request: ExportMetricsServiceRequest) -> list[EncodedRows]:
                             point.max,
                             data.aggregation_temporality,
                         ]
-                        lines["otel_metrics_exp_histogram"].append(row_bytes(row))
+                        lines["otel_metrics_exp_histogram"].append(row)
                     elif kind == "summary":
                         row = [
                             *head,
@@ -476,9 +476,9 @@ def metric_rows(request: ExportMetricsServiceRequest) -> list[EncodedRows]:
                             [q.value for q in point.quantile_values],
                             point.flags,
                         ]
-                        lines["otel_metrics_summary"].append(row_bytes(row))
+                        lines["otel_metrics_summary"].append(row)
     return [
-        EncodedRows(table, METRIC_COLUMNS[table], b"".join(rows), len(rows)) for table, rows in lines.items() if rows
+        EncodedRows(table, METRIC_COLUMNS[table], rows.data, rows.count) for table, rows in lines.items() if rows.count
     ]
 
 

@@ -27,7 +27,7 @@ class Batch:
 
     table: str
     columns: list[str]
-    payload: bytes
+    payload: bytes | bytearray
     token: str
     count: int
 
