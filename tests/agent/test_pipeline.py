@@ -220,6 +220,45 @@ def test_queue_full_drops_are_counted(store_dsn, database, tmp_path) -> None:
         agent.shutdown(1)
 
 
+@pytest.mark.parametrize(
+    ("waiting", "inserts"),
+    [(15, [10, 5]), (50, [50]), (60, [50, 10])],
+    ids=["shallow queue: batch_size", "five batches waiting: one insert", "backlog: one insert of five batches"],
+)
+def test_backlog_makes_larger_inserts(store_dsn, database, tmp_path, collector, waiting, inserts) -> None:
+    """With at least five batches' worth of records waiting, one insert takes them all; side sinks still get
+    ``batch_size`` chunks."""
+    agent.configure(
+        store_dsn,
+        database=database,
+        spool_dir=str(tmp_path / "s"),
+        batch_size=10,
+        flush_interval=60,
+        span_exporters=[lambda spans: collector.spans.append(len(spans))],
+    )
+    try:
+        pipeline = agent._state.pipeline
+        pipeline._stopping.set()  # park the worker and the writer: the test drains by hand
+        pipeline._wake.set()
+        pipeline._thread.join(5)
+
+        @observe
+        def f() -> None:
+            return None
+
+        for _ in range(waiting):
+            f()
+        pipeline._drain(everything=True)
+        batches = []
+        while not pipeline._batches.empty():
+            batches.append(pipeline._batches.get_nowait())
+        assert [b.count for b in batches] == inserts  # (at most two batches: the writer's queue holds two)
+        assert [bytes(b.payload).count(b"\n") for b in batches] == [b.count for b in batches]
+        assert all(size <= 10 for size in collector.spans) and sum(collector.spans) == sum(inserts)
+    finally:
+        agent.shutdown(1)
+
+
 def test_flush_waits_for_every_batch_made_before_it(tmp_path) -> None:
     """Regression: a flush that arrived mid-pass once returned while a batch was still on its way to the spool."""
     agent.configure("http://default:pw@127.0.0.1:1/db", spool_dir=str(tmp_path / "spool"), batch_size=500)
