@@ -12,7 +12,7 @@ import functools
 import inspect
 from collections.abc import Callable, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from time import time_ns
 from typing import Any, TypeVar, overload
 
@@ -23,6 +23,17 @@ from .spans import UNSAMPLED, SpanRecord, current_span, scoped_attributes
 F = TypeVar("F", bound=Callable[..., Any])
 _KINDS = ("auto", "llm", "chain", "tool")
 _MAX_CHUNKS = 100_000  # a runaway generator must not hold unbounded memory until export
+
+
+_FIELD_OPTIONS = (
+    "model",
+    "provider",
+    "prompt_template",
+    "prompt_version",
+    "model_version",
+    "base_model",
+    "quantization",
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,13 @@ class ObserveOptions:
     attributes: Mapping[str, Any] | None = None
     signature: inspect.Signature | None = None
     positional: tuple[str, ...] | None = None  # parameter names for binding positional args cheaply
+    # The span fields these options give, worked out once for the export thread (see enrich._fields).
+    fields: dict[str, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        given = {key: value for key in _FIELD_OPTIONS if (value := getattr(self, key)) is not None}
+        given["attributes"] = dict(self.attributes or {})
+        object.__setattr__(self, "fields", given)
 
 
 @overload
@@ -82,7 +100,7 @@ def observe(func: Any = None, /, **options: Any) -> Any:
     kind = options.get("kind", "auto")
     if kind not in _KINDS:
         raise ValueError(f"observe(kind=...) must be one of {', '.join(_KINDS)}, got {kind!r}")
-    unknown = set(options) - (set(ObserveOptions.__dataclass_fields__) - {"signature", "positional"})
+    unknown = set(options) - (set(ObserveOptions.__dataclass_fields__) - {"signature", "positional", "fields"})
     if unknown:
         raise TypeError(f"observe() got unknown option(s): {', '.join(sorted(unknown))}")
 

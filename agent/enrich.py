@@ -153,23 +153,16 @@ def _redact_json(value: Any, redaction: Redaction) -> tuple[str, bool]:
 _CONTAINERS = (dict, list, tuple)
 
 
-def _fields(record: SpanRecord) -> dict[str, Any]:
-    """Decorator options, overridden by ``attributes(...)`` scope, overridden by ``update_current_span``."""
-    opts = record.options
-    merged: dict[str, Any] = {
-        k: v
-        for k, v in (
-            ("model", opts.model),
-            ("provider", opts.provider),
-            ("prompt_template", opts.prompt_template),
-            ("prompt_version", opts.prompt_version),
-            ("model_version", opts.model_version),
-            ("base_model", opts.base_model),
-            ("quantization", opts.quantization),
-        )
-        if v is not None
-    }
-    extra_attributes: dict[str, Any] = dict(opts.attributes or {})
+def _fields(record: SpanRecord) -> Mapping[str, Any]:
+    """Decorator options, overridden by ``attributes(...)`` scope, overridden by ``update_current_span``.
+
+    Read only: with no scope and no update it is the options' own precomputed mapping.
+    """
+    base = record.options.fields
+    if not record.scoped and not record.extra:
+        return base
+    merged = dict(base)
+    extra_attributes: dict[str, Any] = dict(base["attributes"])
     for layer in (record.scoped, record.extra):
         if layer:
             for key, value in layer.items():
@@ -179,6 +172,19 @@ def _fields(record: SpanRecord) -> dict[str, Any]:
                     merged[key] = value
     merged["attributes"] = extra_attributes
     return merged
+
+
+# Span fields written as string attributes when given.
+_FIELD_ATTRIBUTES = {
+    "user_id": sc.USER_ID,
+    "session_id": sc.SESSION_ID,
+    "conversation_id": sc.GEN_AI_CONVERSATION_ID,
+    "prompt_template": sc.PROMPT_TEMPLATE,
+    "prompt_version": sc.PROMPT_VERSION,
+    "model_version": sc.MODEL_VERSION,
+    "base_model": sc.MODEL_BASE,
+    "quantization": sc.MODEL_QUANTIZATION,
+}
 
 
 def _is_llm(kind: str, fields: Mapping[str, Any], req: ParsedRequest | None, resp: ParsedResponse | None) -> bool:
@@ -191,12 +197,6 @@ def _is_llm(kind: str, fields: Mapping[str, Any], req: ParsedRequest | None, res
     return resp is not None and bool(
         resp.response_model or resp.response_id or resp.input_tokens is not None or resp.output_tokens is not None
     )
-
-
-def _without_none(attrs: dict[str, Any]) -> dict[str, Any]:
-    for key in [k for k, v in attrs.items() if v is None]:
-        del attrs[key]
-    return attrs
 
 
 def _exception_event(exc: BaseException, at_ns: int) -> tuple[int, str, dict[str, Any]]:
@@ -238,20 +238,11 @@ def enrich(record: SpanRecord, ctx: EnrichContext) -> FinishedSpan:
     else:
         name, kind = opts.name, "Internal"
     attrs[sc.SPAN_TYPE] = "llm" if is_llm else ("tool" if opts.kind == "tool" else "chain")
-    for key, attr in (("user_id", sc.USER_ID), ("session_id", sc.SESSION_ID)):
-        if fields.get(key) is not None:
-            attrs[attr] = str(fields[key])
-    if fields.get("conversation_id") is not None:
-        attrs[sc.GEN_AI_CONVERSATION_ID] = str(fields["conversation_id"])
-    for key, attr in (
-        ("prompt_template", sc.PROMPT_TEMPLATE),
-        ("prompt_version", sc.PROMPT_VERSION),
-        ("model_version", sc.MODEL_VERSION),
-        ("base_model", sc.MODEL_BASE),
-        ("quantization", sc.MODEL_QUANTIZATION),
-    ):
-        if fields.get(key) is not None:
-            attrs[attr] = str(fields[key])
+    if len(fields) > 1:  # more than "attributes"
+        for key, attr in _FIELD_ATTRIBUTES.items():
+            value = fields.get(key)
+            if value is not None:
+                attrs[attr] = str(value)
     if record.stream_state is not None:
         attrs["llmpulse.stream.state"] = record.stream_state
 
@@ -259,7 +250,8 @@ def enrich(record: SpanRecord, ctx: EnrichContext) -> FinishedSpan:
         _capture(attrs, record, arguments, fields, req, resp, is_llm, ctx.redaction)
 
     for key, value in fields["attributes"].items():
-        attrs[str(key)] = value
+        if value is not None:
+            attrs[str(key)] = value
 
     status_code, status_message = "Unset", ""
     if record.error is not None:
@@ -275,7 +267,7 @@ def enrich(record: SpanRecord, ctx: EnrichContext) -> FinishedSpan:
         kind=kind,
         start_ns=record.start_ns,
         end_ns=record.end_ns,
-        attributes=_without_none(attrs),
+        attributes=attrs,  # no None values: each is checked where it is set
         status_code=status_code,
         status_message=status_message,
         events=events,
@@ -297,30 +289,31 @@ def _llm_attributes(
     operation = opts.operation or req.operation or resp.operation or "chat"
     provider = fields.get("provider") or resp.provider or req.provider or _guess_provider(model or resp.response_model)
     attrs[sc.GEN_AI_OPERATION_NAME] = operation
-    attrs[sc.GEN_AI_PROVIDER_NAME] = provider
-    attrs[sc.GEN_AI_REQUEST_MODEL] = model
-    # None values are dropped once, at the end of enrich()
-    attrs.update(
-        {
-            sc.GEN_AI_REQUEST_TEMPERATURE: req.temperature,
-            sc.GEN_AI_REQUEST_MAX_TOKENS: req.max_tokens,
-            sc.GEN_AI_REQUEST_TOP_P: req.top_p,
-            sc.GEN_AI_REQUEST_TOP_K: req.top_k,
-            sc.GEN_AI_REQUEST_FREQUENCY_PENALTY: req.frequency_penalty,
-            sc.GEN_AI_REQUEST_PRESENCE_PENALTY: req.presence_penalty,
-            sc.GEN_AI_REQUEST_STOP_SEQUENCES: req.stop_sequences,
-            sc.GEN_AI_REQUEST_SEED: req.seed,
-            sc.GEN_AI_OUTPUT_TYPE: req.output_type,
-            sc.GEN_AI_RESPONSE_MODEL: resp.response_model,
-            sc.GEN_AI_RESPONSE_ID: resp.response_id,
-            sc.GEN_AI_RESPONSE_FINISH_REASONS: resp.finish_reasons or None,
-            sc.GEN_AI_USAGE_INPUT_TOKENS: resp.input_tokens,
-            sc.GEN_AI_USAGE_OUTPUT_TOKENS: resp.output_tokens,
-            sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: resp.cache_read_input_tokens,
-            sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: resp.cache_creation_input_tokens,
-            sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: resp.reasoning_output_tokens,
-        }
-    )
+    if provider is not None:
+        attrs[sc.GEN_AI_PROVIDER_NAME] = provider
+    if model is not None:
+        attrs[sc.GEN_AI_REQUEST_MODEL] = model
+    for key, value in (
+        (sc.GEN_AI_REQUEST_TEMPERATURE, req.temperature),
+        (sc.GEN_AI_REQUEST_MAX_TOKENS, req.max_tokens),
+        (sc.GEN_AI_REQUEST_TOP_P, req.top_p),
+        (sc.GEN_AI_REQUEST_TOP_K, req.top_k),
+        (sc.GEN_AI_REQUEST_FREQUENCY_PENALTY, req.frequency_penalty),
+        (sc.GEN_AI_REQUEST_PRESENCE_PENALTY, req.presence_penalty),
+        (sc.GEN_AI_REQUEST_STOP_SEQUENCES, req.stop_sequences),
+        (sc.GEN_AI_REQUEST_SEED, req.seed),
+        (sc.GEN_AI_OUTPUT_TYPE, req.output_type),
+        (sc.GEN_AI_RESPONSE_MODEL, resp.response_model),
+        (sc.GEN_AI_RESPONSE_ID, resp.response_id),
+        (sc.GEN_AI_RESPONSE_FINISH_REASONS, resp.finish_reasons or None),
+        (sc.GEN_AI_USAGE_INPUT_TOKENS, resp.input_tokens),
+        (sc.GEN_AI_USAGE_OUTPUT_TOKENS, resp.output_tokens),
+        (sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, resp.cache_read_input_tokens),
+        (sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, resp.cache_creation_input_tokens),
+        (sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, resp.reasoning_output_tokens),
+    ):
+        if value is not None:
+            attrs[key] = value
     if req.choice_count is not None and req.choice_count != 1:
         attrs[sc.GEN_AI_REQUEST_CHOICE_COUNT] = req.choice_count
     if req.extra_params:

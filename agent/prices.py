@@ -77,6 +77,37 @@ def _token_count(value: Any) -> int | None:
     return None
 
 
+_UNSEEN: Any = object()
+
+
+def _cost_at(
+    price: ModelPrice,
+    input_tokens: int | None,
+    output_tokens: int | None,
+    cache_read_input_tokens: int | None,
+    cache_creation_input_tokens: int | None,
+) -> float | None:
+    """See ``PriceTable.cost``."""
+    inp = _token_count(input_tokens)
+    out = _token_count(output_tokens)
+    if inp is None and out is None:
+        return None
+    if cache_read_input_tokens is None and cache_creation_input_tokens is None:  # the common case
+        return ((inp or 0) * price.input_per_mtok + (out or 0) * price.output_per_mtok) / 1_000_000
+    cache_read = _token_count(cache_read_input_tokens) or 0
+    cache_write = _token_count(cache_creation_input_tokens) or 0
+    uncached = max((inp or 0) - cache_read - cache_write, 0)
+    read_price = price.input_per_mtok if price.cache_read_per_mtok is None else price.cache_read_per_mtok
+    write_price = price.input_per_mtok if price.cache_write_per_mtok is None else price.cache_write_per_mtok
+    total = (
+        uncached * price.input_per_mtok
+        + cache_read * read_price
+        + cache_write * write_price
+        + (out or 0) * price.output_per_mtok
+    )
+    return total / 1_000_000
+
+
 class PriceTable:
     """Immutable lookup of ``ModelPrice`` by model name, with cost computation.
 
@@ -204,22 +235,7 @@ class PriceTable:
         price = self.lookup(model)
         if price is None:
             return None
-        inp = _token_count(input_tokens)
-        out = _token_count(output_tokens)
-        if inp is None and out is None:
-            return None
-        cache_read = _token_count(cache_read_input_tokens) or 0
-        cache_write = _token_count(cache_creation_input_tokens) or 0
-        uncached = max((inp or 0) - cache_read - cache_write, 0)
-        read_price = price.input_per_mtok if price.cache_read_per_mtok is None else price.cache_read_per_mtok
-        write_price = price.input_per_mtok if price.cache_write_per_mtok is None else price.cache_write_per_mtok
-        total = (
-            uncached * price.input_per_mtok
-            + cache_read * read_price
-            + cache_write * write_price
-            + (out or 0) * price.output_per_mtok
-        )
-        return total / 1_000_000
+        return _cost_at(price, input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens)
 
     def first_cost(
         self,
@@ -231,13 +247,16 @@ class PriceTable:
     ) -> float | None:
         """The cost at the price of the first of ``models`` the table knows (e.g. a dated response model, then the
         requested one); non-string and empty names are skipped. None when none is known."""
+        cache = self._cache
         for model in models:
             if isinstance(model, str) and model:
-                cost = self.cost(
-                    model, input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens
-                )
-                if cost is not None:
-                    return cost
+                price = cache.get(model, _UNSEEN)
+                if price is _UNSEEN:
+                    price = self.lookup(model)
+                if price is not None:
+                    return _cost_at(
+                        price, input_tokens, output_tokens, cache_read_input_tokens, cache_creation_input_tokens
+                    )
         return None
 
     def rows(self) -> list[ModelPrice]:
