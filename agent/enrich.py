@@ -293,27 +293,41 @@ def _llm_attributes(
         attrs[sc.GEN_AI_PROVIDER_NAME] = provider
     if model is not None:
         attrs[sc.GEN_AI_REQUEST_MODEL] = model
-    for key, value in (
-        (sc.GEN_AI_REQUEST_TEMPERATURE, req.temperature),
-        (sc.GEN_AI_REQUEST_MAX_TOKENS, req.max_tokens),
-        (sc.GEN_AI_REQUEST_TOP_P, req.top_p),
-        (sc.GEN_AI_REQUEST_TOP_K, req.top_k),
-        (sc.GEN_AI_REQUEST_FREQUENCY_PENALTY, req.frequency_penalty),
-        (sc.GEN_AI_REQUEST_PRESENCE_PENALTY, req.presence_penalty),
-        (sc.GEN_AI_REQUEST_STOP_SEQUENCES, req.stop_sequences),
-        (sc.GEN_AI_REQUEST_SEED, req.seed),
-        (sc.GEN_AI_OUTPUT_TYPE, req.output_type),
-        (sc.GEN_AI_RESPONSE_MODEL, resp.response_model),
-        (sc.GEN_AI_RESPONSE_ID, resp.response_id),
-        (sc.GEN_AI_RESPONSE_FINISH_REASONS, resp.finish_reasons or None),
-        (sc.GEN_AI_USAGE_INPUT_TOKENS, resp.input_tokens),
-        (sc.GEN_AI_USAGE_OUTPUT_TOKENS, resp.output_tokens),
-        (sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, resp.cache_read_input_tokens),
-        (sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, resp.cache_creation_input_tokens),
-        (sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, resp.reasoning_output_tokens),
-    ):
-        if value is not None:
-            attrs[key] = value
+    # One test per attribute, no intermediate tuples: this runs for every LLM call.
+    if req.temperature is not None:
+        attrs[sc.GEN_AI_REQUEST_TEMPERATURE] = req.temperature
+    if req.max_tokens is not None:
+        attrs[sc.GEN_AI_REQUEST_MAX_TOKENS] = req.max_tokens
+    if req.top_p is not None:
+        attrs[sc.GEN_AI_REQUEST_TOP_P] = req.top_p
+    if req.top_k is not None:
+        attrs[sc.GEN_AI_REQUEST_TOP_K] = req.top_k
+    if req.frequency_penalty is not None:
+        attrs[sc.GEN_AI_REQUEST_FREQUENCY_PENALTY] = req.frequency_penalty
+    if req.presence_penalty is not None:
+        attrs[sc.GEN_AI_REQUEST_PRESENCE_PENALTY] = req.presence_penalty
+    if req.stop_sequences is not None:
+        attrs[sc.GEN_AI_REQUEST_STOP_SEQUENCES] = req.stop_sequences
+    if req.seed is not None:
+        attrs[sc.GEN_AI_REQUEST_SEED] = req.seed
+    if req.output_type is not None:
+        attrs[sc.GEN_AI_OUTPUT_TYPE] = req.output_type
+    if resp.response_model is not None:
+        attrs[sc.GEN_AI_RESPONSE_MODEL] = resp.response_model
+    if resp.response_id is not None:
+        attrs[sc.GEN_AI_RESPONSE_ID] = resp.response_id
+    if resp.finish_reasons:
+        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = resp.finish_reasons
+    if resp.input_tokens is not None:
+        attrs[sc.GEN_AI_USAGE_INPUT_TOKENS] = resp.input_tokens
+    if resp.output_tokens is not None:
+        attrs[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = resp.output_tokens
+    if resp.cache_read_input_tokens is not None:
+        attrs[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = resp.cache_read_input_tokens
+    if resp.cache_creation_input_tokens is not None:
+        attrs[sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = resp.cache_creation_input_tokens
+    if resp.reasoning_output_tokens is not None:
+        attrs[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = resp.reasoning_output_tokens
     if req.choice_count is not None and req.choice_count != 1:
         attrs[sc.GEN_AI_REQUEST_CHOICE_COUNT] = req.choice_count
     if req.extra_params:
