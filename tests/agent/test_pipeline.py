@@ -193,27 +193,28 @@ def test_spool_quarantines_unreadable_files_and_cleans_torn_writes(tmp_path) -> 
     assert len(spool.files()) == 1
 
 
-def test_queue_full_drops_are_counted(store_dsn, database, tmp_path) -> None:
+def _parked_pipeline(store_dsn: str, database: str, tmp_path, **settings):
+    """The SDK configured with batches of 10 and its worker and writer stopped, so nothing drains the queue."""
     agent.configure(
-        store_dsn,
-        database=database,
-        spool_dir=str(tmp_path / "s"),
-        max_queue_size=10,
-        batch_size=10,
-        flush_interval=60,
+        store_dsn, database=database, spool_dir=str(tmp_path / "s"), batch_size=10, flush_interval=60, **settings
     )
+    pipeline = agent._state.pipeline
+    pipeline._stopping.set()
+    pipeline._wake.set()
+    pipeline._thread.join(5)
+    return pipeline
+
+
+@observe
+def _observed() -> None:
+    return None
+
+
+def test_queue_full_drops_are_counted(store_dsn, database, tmp_path) -> None:
+    _parked_pipeline(store_dsn, database, tmp_path, max_queue_size=10)
     try:
-        pipeline = agent._state.pipeline
-        pipeline._stopping.set()  # park the worker so the queue cannot drain
-        pipeline._wake.set()
-        pipeline._thread.join(5)
-
-        @observe
-        def f() -> None:
-            return None
-
         for _ in range(25):
-            f()
+            _observed()
         s = agent.stats()
         assert s.queue_depth == 10 and s.dropped == 15 and s.dropped_by_reason == {"queue_full": 15}
     finally:
@@ -228,27 +229,13 @@ def test_queue_full_drops_are_counted(store_dsn, database, tmp_path) -> None:
 def test_backlog_makes_larger_inserts(store_dsn, database, tmp_path, collector, waiting, inserts) -> None:
     """With at least five batches' worth of records waiting, one insert takes them all; side sinks still get
     ``batch_size`` chunks."""
-    agent.configure(
-        store_dsn,
-        database=database,
-        spool_dir=str(tmp_path / "s"),
-        batch_size=10,
-        flush_interval=60,
-        span_exporters=[lambda spans: collector.spans.append(len(spans))],
+    pipeline = _parked_pipeline(
+        store_dsn, database, tmp_path, span_exporters=[lambda spans: collector.spans.append(len(spans))]
     )
     try:
-        pipeline = agent._state.pipeline
-        pipeline._stopping.set()  # park the worker and the writer: the test drains by hand
-        pipeline._wake.set()
-        pipeline._thread.join(5)
-
-        @observe
-        def f() -> None:
-            return None
-
         for _ in range(waiting):
-            f()
-        pipeline._drain(everything=True)
+            _observed()
+        pipeline._drain(everything=True)  # by hand: the worker and the writer are parked
         batches = []
         while not pipeline._batches.empty():
             batches.append(pipeline._batches.get_nowait())
