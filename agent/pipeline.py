@@ -277,12 +277,12 @@ class Pipeline:
         table and view it reaches, so the engine spends less per row, and merges less later.
         """
         first = True
-        queue = self._queue
-        while queue and (everything or first):
+        records = self._queue
+        while records and (everything or first):
             first = False
-            waiting = len(queue)
+            waiting = len(records)
             take = self._max_insert_rows if waiting >= self._max_insert_rows else min(self._batch_size, waiting)
-            popleft = queue.popleft
+            popleft = records.popleft
             items = [popleft() for _ in range(take)]
             self._popped += take
             self._export(items)
