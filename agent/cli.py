@@ -4,15 +4,30 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from .config import ConfigError
-from .dsn import DSNError, open_error_message, parse_dsn
+from .dsn import DSNError, StoreTarget, open_error_message, parse_dsn
 
 
 class StoreUnavailable(Exception):
     """The store could not be opened or reached; the message says why."""
+
+
+def store_target(args: argparse.Namespace) -> StoreTarget:
+    """The store a verb names: ``--dsn``, else ``$LLMPULSE_DSN``, else the default; ``--database`` applies."""
+    return parse_dsn(args.dsn or os.environ.get("LLMPULSE_DSN"), database=args.database)
+
+
+def open_client(target: StoreTarget) -> Any:
+    """A client on ``target``, or StoreUnavailable with a message that never shows a password."""
+    try:
+        return target.client()
+    except Exception as exc:
+        raise StoreUnavailable(open_error_message(target, exc)) from exc
 
 
 def _whole_number(minimum: int) -> Callable[[str], int]:
@@ -154,8 +169,6 @@ def _schema_options(args: argparse.Namespace, database: str, cluster: str | None
 
 
 def _run(args: argparse.Namespace) -> int:
-    import os
-
     handler = getattr(args, "handler", None)
     if handler is not None:
         return handler(args)
@@ -182,12 +195,9 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     from .schema import apply, set_ttl
 
-    target = parse_dsn(args.dsn or os.environ.get("LLMPULSE_DSN"), database=args.database)
+    target = store_target(args)
     options = _schema_options(args, target.database)
-    try:
-        client = target.client()
-    except Exception as exc:
-        raise StoreUnavailable(open_error_message(target, exc)) from exc
+    client = open_client(target)
     try:
         applied = apply(client, options)
         for migration in applied:

@@ -392,13 +392,7 @@ class ClickHouseWriter:
         """Insert column-oriented; the batch token makes a repeated insert of the same batch a no-op."""
         self.connect()
         try:
-            self._client.raw_insert(
-                f"{self.schema.database}.{batch.table}",
-                column_names=batch.columns,
-                insert_block=batch.payload,
-                fmt=ROW_FORMAT,
-                settings={**INSERT_SETTINGS, "insert_deduplication_token": batch.token},
-            )
+            insert_batch(self._client, self.schema.database, batch)
         except BaseException:
             if not self.target.embedded:
                 self.reset()  # a server connection may be broken: reconnect next time
@@ -436,6 +430,36 @@ def rows_to_batch(table: str, rows: Sequence[Mapping[str, Any]]) -> Batch:
             raise ValueError(f"every row for {table} must have the columns {columns}, got {list(row)}")
         buffer.append([_cell(row[c]) for c in columns])
     return Batch(table, columns, buffer.data, new_token(), buffer.count)
+
+
+def insert_batch(client: Any, database: str, batch: Batch, settings: Mapping[str, Any] | None = None) -> None:
+    """One JSONCompactEachRow insert of ``batch`` into ``database``.
+
+    By default with the pipeline's insert settings and the batch's deduplication token, so a repeated
+    insert of the same batch is a no-op; ``settings`` replaces both.
+    """
+    client.raw_insert(
+        f"{database}.{batch.table}",
+        column_names=batch.columns,
+        insert_block=batch.payload,
+        fmt=ROW_FORMAT,
+        settings={**INSERT_SETTINGS, "insert_deduplication_token": batch.token} if settings is None else settings,
+    )
+
+
+def insert_rows(
+    client: Any,
+    database: str,
+    table: str,
+    rows: Sequence[Mapping[str, Any]],
+    settings: Mapping[str, Any] | None = None,
+) -> int:
+    """Insert rows given as mappings (see ``rows_to_batch``) in one insert (see ``insert_batch``); how many."""
+    if not rows:
+        return 0
+    batch = rows_to_batch(table, rows)
+    insert_batch(client, database, batch, settings)
+    return batch.count
 
 
 def _cell(value: Any) -> Any:

@@ -60,7 +60,7 @@ def _as_datetime(value: Any) -> datetime:
 
 def write_scores(client: Any, database: str, rows: Sequence[ScoreRow]) -> int:
     """Insert score rows; returns how many."""
-    from llmpulse.agent.clickhouse import rows_to_batch
+    from llmpulse.agent.clickhouse import insert_rows
 
     if not rows:
         return 0
@@ -89,15 +89,7 @@ def write_scores(client: Any, database: str, rows: Sequence[ScoreRow]) -> int:
         }
         for r in rows
     ]
-    batch = rows_to_batch("call_scores", records)
-    client.raw_insert(
-        f"{database}.call_scores",
-        column_names=batch.columns,
-        insert_block=batch.payload,
-        fmt="JSONCompactEachRow",
-        settings=_INSERT_SETTINGS,
-    )
-    return batch.count
+    return insert_rows(client, database, "call_scores", records, _INSERT_SETTINGS)
 
 
 def span_attributes(client: Any, database: str, window: Window, keys: Sequence[str]) -> dict[str, dict[str, str]]:

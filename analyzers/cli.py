@@ -8,7 +8,6 @@ opened. Bad input is rejected before the store is opened, so nothing is written.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -87,8 +86,7 @@ def check_option_names(names: Sequence[str], options: dict[str, Any]) -> None:
 
 
 def handle_analyze(args: argparse.Namespace) -> int:
-    from llmpulse.agent.cli import StoreUnavailable
-    from llmpulse.agent.dsn import open_error_message, parse_dsn
+    from llmpulse.agent.cli import open_client, store_target
     from llmpulse.agent.schema import SchemaOptions, apply
 
     from . import registry
@@ -100,11 +98,8 @@ def handle_analyze(args: argparse.Namespace) -> int:
     window, reference = windows(args.window, args.reference, end=end)
     options = parse_options(args)
     check_option_names(names, options)
-    target = parse_dsn(args.dsn or os.environ.get("LLMPULSE_DSN"), database=args.database)
-    try:
-        client = target.client()
-    except Exception as exc:
-        raise StoreUnavailable(open_error_message(target, exc)) from exc
+    target = store_target(args)
+    client = open_client(target)
     try:
         if not args.no_write:
             apply(client, SchemaOptions(database=target.database))  # creates only missing tables

@@ -65,15 +65,11 @@ def register(verbs: Any) -> None:
 
 def _open(args: argparse.Namespace) -> tuple[Any, str]:
     """A client on the store with the schema applied, or StoreUnavailable."""
-    from llmpulse.agent.cli import StoreUnavailable
-    from llmpulse.agent.dsn import open_error_message, parse_dsn
+    from llmpulse.agent.cli import open_client, store_target
     from llmpulse.agent.schema import SchemaOptions, apply
 
-    target = parse_dsn(args.dsn or os.environ.get("LLMPULSE_DSN"), database=args.database)
-    try:
-        client = target.client()
-    except Exception as exc:
-        raise StoreUnavailable(open_error_message(target, exc)) from exc
+    target = store_target(args)
+    client = open_client(target)
     apply(client, SchemaOptions(database=target.database))
     return client, target.database
 

@@ -201,7 +201,7 @@ def _item(record: Mapping[str, Any], default_dataset: str) -> tuple[ReferenceIte
 
 def store_items(client: Any, database: str, items: Sequence[ReferenceItem], source: str = "") -> int:
     """Insert the items into ``reference_answers`` (same dataset and id: the newer row wins)."""
-    from llmpulse.agent.clickhouse import rows_to_batch
+    from llmpulse.agent.clickhouse import insert_rows
 
     if not items:
         return 0
@@ -219,15 +219,7 @@ def store_items(client: Any, database: str, items: Sequence[ReferenceItem], sour
         }
         for i in items
     ]
-    batch = rows_to_batch("reference_answers", rows)
-    client.raw_insert(
-        f"{database}.reference_answers",
-        column_names=batch.columns,
-        insert_block=batch.payload,
-        fmt="JSONCompactEachRow",
-        settings={"async_insert": 0},
-    )
-    return batch.count
+    return insert_rows(client, database, "reference_answers", rows, {"async_insert": 0})
 
 
 def read_items(client: Any, database: str, dataset: str | None = None) -> list[ReferenceItem]:

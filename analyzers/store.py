@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import orjson
-from llmpulse.agent.clickhouse import rows_to_batch
+from llmpulse.agent.clickhouse import insert_batch, rows_to_batch
 from llmpulse.agent.schema import LLM_CALLS_DDL
 
 from . import registry
@@ -145,13 +145,7 @@ class AnalysisStore:
         if not rows:
             return 0
         batch = rows_to_batch(table, rows)
-        self.client.raw_insert(
-            f"{self.database}.{table}",
-            column_names=batch.columns,
-            insert_block=batch.payload,
-            fmt="JSONCompactEachRow",
-            settings={**_INSERT_SETTINGS, "insert_deduplication_token": batch.token},
-        )
+        insert_batch(self.client, self.database, batch, {**_INSERT_SETTINGS, "insert_deduplication_token": batch.token})
         return batch.count
 
     def write_results(self, results: Sequence[AnalysisResult], *, run_id: str = "") -> int:

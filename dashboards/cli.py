@@ -63,16 +63,12 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from llmpulse.agent.cli import StoreUnavailable
-    from llmpulse.agent.dsn import open_error_message, parse_dsn
+    from llmpulse.agent.cli import open_client, store_target
 
     from .report import render_report
 
-    target = parse_dsn(args.dsn or os.environ.get("LLMPULSE_DSN"), database=args.database)
-    try:
-        client = target.client()
-    except Exception as exc:
-        raise StoreUnavailable(open_error_message(target, exc)) from exc
+    target = store_target(args)
+    client = open_client(target)
     try:
         html = render_report(client, target.database, window=args.window, store_label=target.safe())
     finally:

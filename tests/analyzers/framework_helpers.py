@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from llmpulse.agent.clickhouse import rows_to_batch
+from llmpulse.agent.clickhouse import insert_rows
 from llmpulse.agent.schema import SchemaOptions, apply
 
 # Calls are placed relative to NOW, the start of the current hour: recent, because the tables' TTLs
@@ -47,10 +47,7 @@ def call_row(
 
 def insert_calls(ch: Any, database: str, rows: Sequence[dict[str, Any]]) -> None:
     """Insert rows straight into llm_calls (all rows must have the same keys)."""
-    batch = rows_to_batch("llm_calls", list(rows))
-    ch.raw_insert(
-        f"{database}.llm_calls", column_names=batch.columns, insert_block=batch.payload, fmt="JSONCompactEachRow"
-    )
+    insert_rows(ch, database, "llm_calls", rows, settings={})
 
 
 def spread(start: datetime, end: datetime, n: int) -> list[datetime]:

@@ -134,7 +134,7 @@ def _answers(start, end, version: str, degrade_every: int, first: int, by_id: bo
 
 def _tag_item_ids(ch, database, rows) -> None:
     """Spans in otel_traces carrying the item id attribute (what attributes(...) gives a real call)."""
-    from llmpulse.agent.clickhouse import rows_to_batch
+    from llmpulse.agent.clickhouse import insert_rows
 
     spans = [
         {
@@ -147,10 +147,7 @@ def _tag_item_ids(ch, database, rows) -> None:
         }
         for row, item in zip(rows, ITEMS, strict=True)
     ]
-    batch = rows_to_batch("otel_traces", spans)
-    ch.raw_insert(
-        f"{database}.otel_traces", column_names=batch.columns, insert_block=batch.payload, fmt="JSONCompactEachRow"
-    )
+    insert_rows(ch, database, "otel_traces", spans, settings={})
 
 
 def test_quality_analyzer_compares_prompt_versions_and_alerts_on_the_regression(ch, database) -> None:

@@ -33,16 +33,9 @@ class Seeded:
 
 
 def _insert(ch: Any, database: str, table: str, rows: list[dict[str, Any]]) -> None:
-    from llmpulse.agent.clickhouse import INSERT_SETTINGS, ROW_FORMAT, rows_to_batch
+    from llmpulse.agent.clickhouse import insert_rows
 
-    batch = rows_to_batch(table, rows)
-    ch.raw_insert(
-        f"{database}.{batch.table}",
-        column_names=batch.columns,
-        insert_block=batch.payload,
-        fmt=ROW_FORMAT,
-        settings={**INSERT_SETTINGS, "insert_deduplication_token": batch.token},
-    )
+    insert_rows(ch, database, table, rows)
 
 
 def _sdk_traffic(store_dsn: str, database: str, spool: Path) -> None:
