@@ -150,3 +150,8 @@ class Embedder:
                 self.cache.put_embeddings(self.model_name, missing, fresh)
             known.update(zip(missing, fresh, strict=True))
         return np.asarray([known[h] for h in hashes], dtype=np.float32)
+
+
+def optional_encoder(store: Any, enabled: bool) -> Any:
+    """``Embedder(store).encode`` when the analyzer's ``embeddings`` option is on, else None (signals skip it)."""
+    return Embedder(store).encode if enabled else None

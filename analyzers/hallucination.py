@@ -53,25 +53,20 @@ LOGPROBS_ATTRIBUTE = "llmpulse.output.token_logprobs"
 
 
 def analyze(store: Any, window: Window, reference: Window, options: Mapping[str, Any]) -> list[AnalysisResult]:
+    from .embeddings import optional_encoder
     from .hallucination_model import HallucinationModel
     from .rates import rate_results
 
     opts = resolve_options(DEFAULTS, options)
     model = HallucinationModel.load(opts["model_path"] or None)
     scorer_version = f"{VERSION}+{hashlib.sha1(model.to_json().encode()).hexdigest()[:8]}"
-    encode = None
-    if opts["embeddings"]:
-        from .embeddings import Embedder
-
-        encode = Embedder(store).encode
+    encode = optional_encoder(store, opts["embeddings"])
     judges = _judges(opts)
     current = score_window(store, window, opts, model, encode, scorer_version, judges)
     past = score_window(store, reference, opts, model, encode, scorer_version, judges)
 
     def extra(cur: Any, ref: Any) -> dict[str, Any]:
         return {
-            "mean_score": float(cur["Score"].mean()),
-            "reference_mean_score": float(ref["Score"].mean()),
             "methods": {str(k): int(v) for k, v in cur["Method"].value_counts().items()},
             "calibrated_share": float(cur["Calibrated"].mean()),
             "scorer_version": scorer_version,

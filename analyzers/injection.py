@@ -46,6 +46,7 @@ COLUMNS = [
 def analyze(store: Any, window: Window, reference: Window, options: Mapping[str, Any]) -> list[AnalysisResult]:
     import hashlib
 
+    from .embeddings import optional_encoder
     from .injection_signals import AttackBank
     from .rates import rate_results
 
@@ -55,22 +56,11 @@ def analyze(store: Any, window: Window, reference: Window, options: Mapping[str,
 
         raise AnalyzerInputError(f"threshold must be between 0 and 1, got {opts['threshold']}")
     bank = AttackBank.load(opts["bank_path"] or None)
-    encode = None
-    if opts["embeddings"]:
-        from .embeddings import Embedder
-
-        encode = Embedder(store).encode
+    encode = optional_encoder(store, opts["embeddings"])
     fingerprint = hashlib.sha1(repr((bank, opts["threshold"], opts["embeddings"])).encode()).hexdigest()[:8]
     scorer_version = f"{VERSION}+{fingerprint}"
     current = score_window(store, window, opts, bank, encode, scorer_version)
     past = score_window(store, reference, opts, bank, encode, scorer_version)
-
-    def extra(cur: Any, ref: Any) -> dict[str, Any]:
-        return {
-            "mean_score": float(cur["Score"].mean()),
-            "reference_mean_score": float(ref["Score"].mean()),
-            "scorer_version": scorer_version,
-        }
 
     return rate_results(
         analyzer=NAME,
@@ -81,7 +71,7 @@ def analyze(store: Any, window: Window, reference: Window, options: Mapping[str,
         current=current,
         past=past,
         options=opts,
-        extra=extra,
+        extra=lambda cur, ref: {"scorer_version": scorer_version},
     )
 
 

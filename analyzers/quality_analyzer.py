@@ -85,6 +85,7 @@ def _options(options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def analyze(store: Any, window: Window, reference: Window, options: Mapping[str, Any]) -> list[AnalysisResult]:
+    from .embeddings import optional_encoder
     from .references import ReferenceIndex, read_items
 
     opts = _options(options)
@@ -104,11 +105,7 @@ def analyze(store: Any, window: Window, reference: Window, options: Mapping[str,
         row.summary = f"no reference answers for {what}: load them with `llmpulse references load FILE`"
         return [row]
     index = ReferenceIndex(items)
-    encode = None
-    if opts["embeddings"]:
-        from .embeddings import Embedder
-
-        encode = Embedder(store).encode
+    encode = optional_encoder(store, opts["embeddings"])
     current = score_window(store, window, opts, index, encode)
     past = score_window(store, reference, opts, index, encode)
     if opts["compare_by"]:

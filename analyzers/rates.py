@@ -69,8 +69,9 @@ def rate_results(
 ) -> list[AnalysisResult]:
     """One result per segment: current flagged rate, Fisher p-value, alert after BH and the margin.
 
-    ``current``/``past`` are DataFrames with ``flag_column`` and the segment columns; ``extra(cur, ref)``
-    may add details (e.g. mean scores, methods). Options used: alpha, margin, min_samples, segment_by.
+    ``current``/``past`` are DataFrames with ``flag_column`` and the segment columns; when they have a
+    ``Score`` column its means are in the details too. ``extra(cur, ref)`` may add details (e.g. methods).
+    Options used: alpha, margin, min_samples, segment_by.
     """
     alpha, margin, minimum = float(options["alpha"]), float(options["margin"]), int(options["min_samples"])
     results: list[AnalysisResult] = []
@@ -82,7 +83,11 @@ def rate_results(
             )
             continue
         comparison = compare_rates(int(cur[flag_column].sum()), len(cur), int(ref[flag_column].sum()), len(ref))
-        details = {**comparison.as_dict(), "margin": margin, **(extra(cur, ref) if extra else {})}
+        details = {**comparison.as_dict(), "margin": margin}
+        if "Score" in cur.columns:
+            details["mean_score"] = float(cur["Score"].mean())
+            details["reference_mean_score"] = float(ref["Score"].mean())
+        details.update(extra(cur, ref) if extra else {})
         results.append(
             AnalysisResult(
                 **result_fields(**base),
