@@ -49,6 +49,19 @@ class ScoreRow:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def call_fields(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``ScoreRow`` fields that name a call, from a record of ``AnalysisStore.read_calls``."""
+    return {
+        "timestamp": record["Timestamp"],
+        "trace_id": str(record["TraceId"]),
+        "span_id": str(record["SpanId"]),
+        "service": str(record["ServiceName"]),
+        "model": str(record["RequestModel"]),
+        "model_version": str(record["ModelVersion"]),
+        "prompt_version": str(record["PromptVersion"]),
+    }
+
+
 def _as_datetime(value: Any) -> datetime:
     """Timestamps from pandas or the driver as aware datetimes (naive ones are UTC, as the store keeps them)."""
     if hasattr(value, "to_pydatetime"):

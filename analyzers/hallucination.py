@@ -109,7 +109,7 @@ def score_window(
     """The scorable calls of a window with Score, Flagged, Method and Calibrated columns; new scores stored."""
     import pandas as pd
 
-    from .call_scores import ScoreRow, read_scores, span_attributes, write_scores
+    from .call_scores import ScoreRow, call_fields, read_scores, span_attributes, write_scores
     from .hallucination_signals import call_content, call_signals, score_signals
 
     frame = store.read_calls(
@@ -146,19 +146,13 @@ def score_window(
             }
             new_rows.append(
                 ScoreRow(
-                    timestamp=record["Timestamp"],
+                    **call_fields(record),
                     scorer=NAME,
                     scorer_version=scorer_version,
-                    trace_id=str(record["TraceId"]),
-                    span_id=str(record["SpanId"]),
                     score=verdict.score,
                     flagged=verdict.flagged,
                     method=verdict.method,
                     threshold=verdict.threshold,
-                    service=str(record["ServiceName"]),
-                    model=str(record["RequestModel"]),
-                    model_version=str(record["ModelVersion"]),
-                    prompt_version=str(record["PromptVersion"]),
                     signals=verdict.signals,
                     details={"calibrated": verdict.calibrated, "context_chars": len(content.context)},
                 )

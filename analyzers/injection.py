@@ -99,7 +99,7 @@ def score_window(
     store: Any, window: Window, opts: Mapping[str, Any], bank: Any, encode: Any, scorer_version: str
 ) -> Any:
     """The window's calls with a prompt, with Score and Flagged columns; new scores stored."""
-    from .call_scores import ScoreRow, read_scores, write_scores
+    from .call_scores import ScoreRow, call_fields, read_scores, write_scores
 
     frame = store.read_calls(
         window,
@@ -129,19 +129,13 @@ def score_window(
             nearest = bank.attacks[verdict.nearest_attack] if verdict.nearest_attack is not None else None
             rows.append(
                 ScoreRow(
-                    timestamp=record["Timestamp"],
+                    **call_fields(record),
                     scorer=NAME,
                     scorer_version=scorer_version,
-                    trace_id=str(record["TraceId"]),
-                    span_id=str(record["SpanId"]),
                     score=verdict.score,
                     flagged=verdict.flagged,
                     method="patterns+similarity" if encode is not None else "patterns",
                     threshold=float(opts["threshold"]),
-                    service=str(record["ServiceName"]),
-                    model=str(record["RequestModel"]),
-                    model_version=str(record["ModelVersion"]),
-                    prompt_version=str(record["PromptVersion"]),
                     signals={k: v for k, v in verdict.signals().items() if v == v},
                     details={
                         "found_in": where,

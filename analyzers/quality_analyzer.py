@@ -183,7 +183,7 @@ def _keys(frame: Any) -> list[str]:
 
 def score_window(store: Any, window: Window, opts: Mapping[str, Any], index: Any, encode: Any) -> Any:
     """Calls of the window matched to a reference item, with one column per metric; scores stored."""
-    from .call_scores import ScoreRow, span_attributes, write_scores
+    from .call_scores import ScoreRow, call_fields, span_attributes, write_scores
     from .quality import score_pairs
     from .references import DATASET_ATTRIBUTE, ITEM_ID_ATTRIBUTE
 
@@ -223,18 +223,12 @@ def score_window(store: Any, window: Window, opts: Mapping[str, Any], index: Any
     version_column = SEGMENT_COLUMNS[opts["compare_by"]] if opts["compare_by"] else None
     rows = [
         ScoreRow(
-            timestamp=record["Timestamp"],
+            **call_fields(record),
             scorer=NAME,
             scorer_version=VERSION,
-            trace_id=str(record["TraceId"]),
-            span_id=str(record["SpanId"]),
             score=float(scores[primary][k]),
             flagged=False,
             method=f"reference:{primary}",
-            service=str(record["ServiceName"]),
-            model=str(record["RequestModel"]),
-            model_version=str(record["ModelVersion"]),
-            prompt_version=str(record["PromptVersion"]),
             dataset=item.dataset,
             item_id=item.item_id,
             version=str(record[version_column]) if version_column else "",
