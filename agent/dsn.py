@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 DEFAULT_DATABASE = "llmpulse"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -36,7 +37,7 @@ class StoreTarget:
     path: str | None = None  # chdb: absolute directory or ":memory:"
     host: str | None = None
     port: int | None = None
-    username: str | None = None
+    username: str | None = field(default=None, repr=False)
     password: str | None = field(default=None, repr=False)
     secure: bool = False
 
@@ -50,7 +51,7 @@ class StoreTarget:
             location = "memory" if self.path == ":memory:" else f"/{self.path.lstrip('/')}" if self.path else ""
             return f"chdb://{location}?database={self.database}"
         scheme = "https" if self.secure else "http"
-        auth = f"{self.username}:***@" if self.password else (f"{self.username}@" if self.username else "")
+        auth = "***@" if self.password or self.username else ""  # no part of the userinfo, not even the user
         return f"{scheme}://{auth}{self.host}:{self.port}/{self.database}"
 
     def client(self, **settings: Any) -> Any:
@@ -64,7 +65,10 @@ class StoreTarget:
                 raise DSNError(
                     f"the embedded store {self.safe()} needs chDB: pip install 'llmpulse[embedded]'"
                 ) from exc
-            return clickhouse_connect.get_client(interface="chdb", path=self.path, settings=settings or None)
+            return _open_private(
+                self.path,
+                lambda: clickhouse_connect.get_client(interface="chdb", path=self.path, settings=settings or None),
+            )
         return clickhouse_connect.get_client(
             host=self.host,
             port=self.port,
@@ -75,6 +79,45 @@ class StoreTarget:
             connect_timeout=5,
             send_receive_timeout=30,
         )
+
+
+STORE_DIR_MODE = 0o700
+_PRIVATE_UMASK = 0o077
+
+
+def _open_private(path: str | None, open_engine: Any) -> Any:
+    """Open an embedded store that only its owner can read: it holds prompts and completions.
+
+    The directory is made 0700 before the engine starts (so nothing below it is reachable by others,
+    including parts the engine writes later with the process umask), the engine's first files are
+    created under umask 077, and files left readable by an older version are made owner-only.
+    """
+    if not path or path == ":memory:":
+        return open_engine()
+    os.makedirs(path, mode=STORE_DIR_MODE, exist_ok=True)
+    was_open_to_others = bool(os.stat(path).st_mode & 0o077)
+    os.chmod(path, STORE_DIR_MODE)
+    previous = os.umask(_PRIVATE_UMASK)  # process-wide, so only around the engine's start
+    try:
+        client = open_engine()
+    finally:
+        os.umask(previous)
+    if was_open_to_others:  # a store from before 0700 (or made by hand): tighten what is already there
+        make_private(path)
+    return client
+
+
+def make_private(path: str) -> None:
+    """Remove group and other permissions from everything under ``path`` (symlinks left alone)."""
+    for root, dirs, files in os.walk(path):
+        for name in (*dirs, *files):
+            full = os.path.join(root, name)
+            try:
+                mode = os.lstat(full).st_mode
+                if not stat.S_ISLNK(mode) and mode & 0o077:
+                    os.chmod(full, stat.S_IMODE(mode) & 0o700)
+            except OSError:  # a part merged away meanwhile
+                continue
 
 
 def embedded_store_locked(path: str | None) -> bool:
@@ -113,7 +156,16 @@ def open_error_message(target: StoreTarget, exc: BaseException) -> str:
             "this process already opened another embedded store; a process can open one chDB path in its "
             f"lifetime (wanted {where})"
         )
-    return f"could not open the store {where}: {type(exc).__name__}: {text[:500]}"
+    return f"could not open the store {where}: {type(exc).__name__}: {scrub(text, target)[:500]}"
+
+
+def scrub(text: str, target: StoreTarget) -> str:
+    """``text`` with the target's password and user name (raw and percent-encoded) replaced by ``***``."""
+    for secret in (target.password, target.username):
+        if secret:
+            for form in {secret, quote(secret, safe="")}:
+                text = text.replace(form, "***")
+    return text
 
 
 def default_dsn() -> str:
@@ -121,9 +173,45 @@ def default_dsn() -> str:
     return "chdb:///" + os.path.abspath(os.path.join(".llmpulse", "store")).lstrip("/")
 
 
-def _mask(dsn: str) -> str:
-    """Replace the password of a URL-shaped string without parsing it strictly (it may be malformed)."""
-    return re.sub(r"(//[^/:@]*:)[^@/]*@", r"\1***@", dsn)
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_RESERVED_IN_USERINFO = "/?#@"
+_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def _split_userinfo(dsn: str) -> tuple[str, str | None, str]:
+    """(``scheme://`` prefix, userinfo or None, the rest) split at the LAST '@' of the authority.
+
+    A password may hold any character, so the userinfo is cut off before anything else looks at the
+    DSN; only the rest may appear in messages. A path right after ``//`` (``chdb:///dir@x``) has none.
+    """
+    found = _SCHEME.match(dsn)
+    prefix = found.group(0) if found else ""
+    rest = dsn[len(prefix) :]
+    if prefix.lower() == "chdb://":  # a path, which may hold '@': only one before its first '/' counts
+        authority, slash, path = rest.partition("/")
+        if "@" not in authority:
+            return prefix, None, rest
+        userinfo, _, host = authority.rpartition("@")
+        return prefix, userinfo, host + slash + path
+    if rest.startswith("/") or "@" not in rest:
+        return prefix, None, rest
+    userinfo, _, host_part = rest.rpartition("@")
+    return prefix, userinfo, host_part
+
+
+def _shown(prefix: str, userinfo: str | None, rest: str) -> str:
+    """The DSN as messages may show it: the whole userinfo replaced by ``***``."""
+    return f"{prefix}{'***@' if userinfo is not None else ''}{rest}"
+
+
+def _check_userinfo(userinfo: str, shown: str) -> None:
+    """Refuse a userinfo that is not a valid URL part; the message names the rule, never the value."""
+    if any(char in _RESERVED_IN_USERINFO for char in userinfo) or _BAD_PERCENT.search(userinfo):
+        raise DSNError(
+            f"the user name or password of store DSN {shown!r} is not valid in a URL: percent-encode the "
+            "reserved characters # / ? @ : and % in it (as %23 %2F %3F %40 %3A %25), e.g. with "
+            "urllib.parse.quote(password, safe='')"
+        )
 
 
 def parse_dsn(dsn: str | None, *, database: str | None = None) -> StoreTarget:
@@ -131,21 +219,26 @@ def parse_dsn(dsn: str | None, *, database: str | None = None) -> StoreTarget:
     if dsn is None or not dsn.strip():
         dsn = default_dsn()
     dsn = dsn.strip()
-    shown = _mask(dsn)
+    prefix, userinfo, rest = _split_userinfo(dsn)
+    shown = _shown(prefix, userinfo, rest)
+    if not prefix:
+        raise DSNError(f"store DSN {shown!r} has no scheme; {_FORMS}")
+    scheme = prefix[:-3].lower()
+    if scheme not in ("chdb", "http", "https"):
+        raise DSNError(f"unsupported scheme {prefix[:-3]!r} in store DSN {shown!r}; {_FORMS}")
+    if userinfo is not None:
+        if scheme == "chdb":
+            raise DSNError(f"store DSN {shown!r}: a chdb:// DSN takes no user name or password")
+        _check_userinfo(userinfo, shown)
     try:
-        parts = urlsplit(dsn)
-    except ValueError as exc:
-        raise DSNError(f"cannot parse store DSN {shown!r}: {exc}; {_FORMS}") from None
-    scheme = parts.scheme.lower()
+        parts = urlsplit(prefix + rest)  # the userinfo never reaches urllib's messages
+    except ValueError:
+        raise DSNError(f"cannot parse store DSN {shown!r} (host, port or brackets); {_FORMS}") from None
     query = parse_qs(parts.query, keep_blank_values=True)
     if scheme == "chdb":
         target = _parse_chdb(parts, query, shown)
-    elif scheme in ("http", "https"):
-        target = _parse_http(parts, query, shown, secure=scheme == "https")
-    elif not scheme:
-        raise DSNError(f"store DSN {shown!r} has no scheme; {_FORMS}")
     else:
-        raise DSNError(f"unsupported scheme {parts.scheme!r} in store DSN {shown!r}; {_FORMS}")
+        target = _parse_http(parts, query, shown, secure=scheme == "https", userinfo=userinfo)
     if database is not None:
         _check_database(database, shown)
         target = StoreTarget(**{**target.__dict__, "database": database})
@@ -182,10 +275,8 @@ def _parse_chdb(parts: Any, query: dict[str, list[str]], shown: str) -> StoreTar
     if host in (".", ".."):
         path = os.path.abspath(host + unquote(parts.path))
     elif host:
-        raise DSNError(
-            f"the part after chdb:// in {shown!r} must be 'memory', '.' or empty (chdb:///absolute/path); "
-            f"got host {host!r}"
-        )
+        # not echoed: a mistyped credential (chdb://user:pa/ss@...) would land here
+        raise DSNError("the part after chdb:// in a store DSN must be 'memory', '.' or empty (chdb:///absolute/path)")
     else:
         path = unquote(parts.path)
     if not path or path == "/":
@@ -195,14 +286,16 @@ def _parse_chdb(parts: Any, query: dict[str, list[str]], shown: str) -> StoreTar
     return StoreTarget(kind="chdb", path=os.path.realpath(path), database=database)
 
 
-def _parse_http(parts: Any, query: dict[str, list[str]], shown: str, *, secure: bool) -> StoreTarget:
+def _parse_http(
+    parts: Any, query: dict[str, list[str]], shown: str, *, secure: bool, userinfo: str | None
+) -> StoreTarget:
     _single(query, set(), shown)
     if not parts.hostname:
         raise DSNError(f"store DSN {shown!r} names no host: use http(s)://user:password@host:port/database")
     try:
         port = parts.port
     except ValueError:
-        raw_port = parts.netloc.rpartition("@")[2].rpartition(":")[2]
+        raw_port = parts.netloc.rpartition(":")[2]
         raise DSNError(f"port {raw_port!r} in store DSN {shown!r} is not a number from 1 to 65535") from None
     if port is None:
         port = 8443 if secure else 8123
@@ -212,12 +305,13 @@ def _parse_http(parts: Any, query: dict[str, list[str]], shown: str, *, secure: 
     if "/" in path:
         raise DSNError(f"the path of store DSN {shown!r} must be a single database name, got {path!r}")
     database = _check_database(unquote(path), shown) if path else DEFAULT_DATABASE
+    username, _, password = (userinfo or "").partition(":")
     return StoreTarget(
         kind="http",
         host=parts.hostname,
         port=port,
-        username=unquote(parts.username) if parts.username else None,
-        password=unquote(parts.password) if parts.password else None,
+        username=unquote(username) if username else None,
+        password=unquote(password) if password else None,
         secure=secure,
         database=database,
     )

@@ -125,7 +125,7 @@ def test_bad_environment_is_reported_and_existing_store_untouched(tmp_path: Path
 def test_unreachable_server_store_is_a_clear_error(tmp_path: Path, python_env) -> None:
     result = _cli(["schema", "apply", "--dsn", "http://default:pw123@127.0.0.1:1/db"], python_env, tmp_path)
     assert result.returncode == 1
-    assert "could not open the store http://default:***@127.0.0.1:1/db" in result.stderr
+    assert "could not open the store http://***@127.0.0.1:1/db" in result.stderr
     assert "pw123" not in result.stderr
 
 
