@@ -24,9 +24,13 @@ _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def duration_seconds(text: str) -> int:
+    """Seconds of ``30s``/``5m``/``1h``/``7d``; ValueError (never OverflowError) for anything else."""
+    shown = str(text)[:40]
     match = _DURATION.match(str(text))
+    if match and len(match.group(1)) > 15:  # beyond any useful duration; int() of thousands of digits fails
+        raise ValueError(f"duration {shown!r} is too long")
     if not match or int(match.group(1)) == 0:
-        raise ValueError(f"bad duration {text!r}: use a whole number and s, m, h or d, e.g. 30s, 5m, 1h")
+        raise ValueError(f"bad duration {shown!r}: use a whole number and s, m, h or d, e.g. 30s, 5m, 1h")
     return int(match.group(1)) * _SECONDS[match.group(2)]
 
 

@@ -5,8 +5,8 @@ A panel query passes three stages before ClickHouse sees it, and this module rep
 1. the plugin's frontend ``applyConditionalAll`` (``src/data/CHDatasource.ts``): ``$__conditionalAll(cond,
    $var)`` becomes ``1=1`` when ``$var`` is "All" or empty, else ``cond``;
 2. Grafana's template service with the plugin's ``format`` function: ``$var`` / ``${var}`` become the
-   value, a multi-value as ``'a','b'`` (no quoting of single values); the global ``$__from`` / ``$__to``
-   become epoch milliseconds;
+   value, a multi-value as ``'a','b'`` (no quoting of single values); ``${var:format}`` uses Grafana's
+   format of that name (:data:`FORMATS`); the global ``$__from`` / ``$__to`` become epoch milliseconds;
 3. the backend macros (``pkg/macros/macros.go`` plus the SDK defaults in
    ``grafana-plugin-sdk-go/data/sqlutil/macros.go``), longest name first, each matched by
    ``\\$__name\\b`` with a bracket-balanced argument list.
@@ -17,10 +17,12 @@ would fail in Grafana fails here first.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from urllib.parse import quote
 
 ALL = "$__all"
 """The value Grafana stores for a variable set to "All"."""
@@ -130,10 +132,53 @@ _TEMPLATE_VARIABLE = re.compile(r"\$(\w+)|\[\[(\w+?)(?::(\w+))?\]\]|\$\{(\w+)(?:
 
 
 def _plugin_format(value: str | Sequence[str]) -> str:
-    """The plugin's ``format``: arrays as ``'a','b'``, single values unchanged."""
+    """The plugin's ``format``: arrays as ``'a','b'``, single values unchanged (no escaping at all)."""
     if isinstance(value, (list, tuple)):
         return "'" + "','".join(str(v) for v in value) + "'"
     return str(value)
+
+
+def _each(value: str | Sequence[str], one: Callable[[str], str]) -> str:
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return ",".join(one(str(item)) for item in items)
+
+
+def _percent_encode(text: str) -> str:
+    """``encodeURIComponentStrict``: only ``A-Za-z0-9-_.~`` stay, everything else is ``%XX`` of UTF-8."""
+    return quote(text, safe="")
+
+
+def _glob(value: str | Sequence[str]) -> str:
+    if isinstance(value, (list, tuple)):
+        return "{" + ",".join(map(str, value)) + "}" if len(value) > 1 else (str(value[0]) if value else "")
+    return str(value)
+
+
+# Grafana's variable formats (scenes ``formatRegistry.ts``), as ``${var:format}`` selects them. Note that
+# ``sqlstring`` and ``singlequote`` leave backslashes alone, and ClickHouse reads ``\'`` in a string as a
+# quote: neither is safe for free text in ClickHouse SQL. ``percentencode`` is (its output has no quote
+# and no backslash), decoded in SQL with ``decodeURLComponent``.
+FORMATS: dict[str, Callable[[str | Sequence[str]], str]] = {
+    "raw": lambda v: ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v),
+    "csv": lambda v: ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v),
+    "sqlstring": lambda v: _each(v, lambda t: "'" + t.replace("'", "''").replace('"', '\\"') + "'"),
+    "singlequote": lambda v: _each(v, lambda t: "'" + t.replace("'", "\\'") + "'"),
+    "doublequote": lambda v: _each(v, lambda t: '"' + t.replace('"', '\\"') + '"'),
+    "percentencode": lambda v: _percent_encode(
+        "{" + ",".join(map(str, v)) + "}" if isinstance(v, (list, tuple)) else str(v)
+    ),
+    "json": lambda v: json.dumps(
+        list(v) if isinstance(v, (list, tuple)) else v, separators=(",", ":"), ensure_ascii=False
+    ),
+    "glob": _glob,
+}
+
+
+def format_value(value: str | Sequence[str], fmt: str | None) -> str:
+    """A variable's value as Grafana interpolates it: ``fmt`` None is the data source's own format."""
+    if fmt is None:
+        return _plugin_format(value)
+    return FORMATS.get(fmt.split(":", 1)[0], _glob)(value)  # Grafana falls back to glob for unknown formats
 
 
 def replace_variables(
@@ -147,6 +192,7 @@ def replace_variables(
 
     def substitute(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(2) or match.group(4)
+        fmt = match.group(3) or match.group(6)
         if name in builtins:
             return builtins[name]
         if name not in variables:
@@ -154,7 +200,7 @@ def replace_variables(
         value = variables[name]
         if value == ALL or (isinstance(value, (list, tuple)) and list(value) == [ALL]):
             value = list(all_values.get(name, ()))
-        return _plugin_format(value)
+        return format_value(value, fmt)
 
     return _TEMPLATE_VARIABLE.sub(substitute, sql)
 

@@ -3,6 +3,7 @@
 Five dashboards: LLM overview, Quality, GPU, Serving engine and Traces. Tables are named without a
 database (the Grafana data source's ``defaultDatabase`` names it; the report qualifies them). Filters on
 the ``service``, ``model`` and ``prompt_version`` variables use ``$__conditionalAll`` so "All" costs nothing.
+No variable value reaches the SQL unescaped: each is percent-encoded by Grafana and decoded in SQL.
 Every SQL here is run, expanded, on the real schema by ``tests/dashboards/test_panels_sql.py``.
 """
 
@@ -25,18 +26,35 @@ def _steps(*steps: tuple[float, str], base: str = GREEN) -> tuple[Threshold, ...
 
 
 # --- shared filters and variables --------------------------------------------------------------------
+def selected(variable: str) -> str:
+    """The values picked in a drop-down variable as an SQL array that no value can break out of.
 
-CALLS_FILTER = (
-    "$__timeFilter(Timestamp)"
-    " AND $__conditionalAll(ServiceName IN (${service}), $service)"
-    " AND $__conditionalAll(RequestModel IN (${model}), $model)"
-    " AND $__conditionalAll(PromptVersion IN (${prompt_version}), $prompt_version)"
-)
-SEGMENT_FILTER = (
-    "$__conditionalAll(Segment['service'] IN (${service}), $service)"
-    " AND $__conditionalAll(Segment['model'] IN (${model}), $model)"
-    " AND $__conditionalAll(Segment['prompt_version'] IN (${prompt_version}), $prompt_version)"
-)
+    The plugin's own format pastes them unescaped (``'a','b'``), and Grafana's ``sqlstring`` leaves
+    backslashes, which ClickHouse reads as escapes; ``percentencode`` leaves neither a quote nor a
+    backslash (a multi-value arrives as ``{a,b}`` encoded). A value holding a comma or edge braces then
+    matches nothing: the filter fails closed.
+    """
+    return f"splitByChar(',', trim(BOTH '{{}}' FROM decodeURLComponent('${{{variable}:percentencode}}')))"
+
+
+def one_of(column: str, variable: str) -> str:
+    """``column`` is one of the values picked in ``variable``; "All" costs nothing ($__conditionalAll)."""
+    return f"$__conditionalAll(has({selected(variable)}, {column}), ${variable})"
+
+
+IN_SERVICE = one_of("ServiceName", "service")
+IN_MODEL = one_of("RequestModel", "model")
+IN_PROMPT_VERSION = one_of("PromptVersion", "prompt_version")
+IN_SEGMENT_SERVICE = one_of("Segment['service']", "service")
+IN_SEGMENT_MODEL = one_of("Segment['model']", "model")
+IN_SEGMENT_PROMPT_VERSION = one_of("Segment['prompt_version']", "prompt_version")
+IN_HOST = one_of("Hostname", "host")
+IN_MODEL_NAME = one_of("ModelName", "model")
+IN_COST_MODEL = one_of("Model", "model")
+
+
+CALLS_FILTER = f"$__timeFilter(Timestamp) AND {IN_SERVICE} AND {IN_MODEL} AND {IN_PROMPT_VERSION}"
+SEGMENT_FILTER = f"{IN_SEGMENT_SERVICE} AND {IN_SEGMENT_MODEL} AND {IN_SEGMENT_PROMPT_VERSION}"
 SEGMENT_LABEL = "arrayStringConcat(arrayMap((k, v) -> concat(k, '=', v), mapKeys(Segment), mapValues(Segment)), ' ')"
 
 SERVICE = Variable(
@@ -49,7 +67,7 @@ MODEL = Variable(
     "Model",
     sql=(
         "SELECT DISTINCT RequestModel FROM llm_calls WHERE $__timeFilter(Timestamp)"
-        " AND $__conditionalAll(ServiceName IN (${service}), $service) ORDER BY RequestModel"
+        f" AND {IN_SERVICE} ORDER BY RequestModel"
     ),
 )
 PROMPT_VERSION = Variable(
@@ -57,7 +75,7 @@ PROMPT_VERSION = Variable(
     "Prompt version",
     sql=(
         "SELECT DISTINCT PromptVersion FROM llm_calls WHERE $__timeFilter(Timestamp) AND PromptVersion != ''"
-        " AND $__conditionalAll(ServiceName IN (${service}), $service) ORDER BY PromptVersion"
+        f" AND {IN_SERVICE} ORDER BY PromptVersion"
     ),
 )
 CALL_VARIABLES = (SERVICE, MODEL, PROMPT_VERSION)
@@ -326,12 +344,7 @@ LLM_OVERVIEW = Dashboard(
 
 # --- Quality -----------------------------------------------------------------------------------------
 
-SCORES_FILTER = (
-    "$__timeFilter(Timestamp)"
-    " AND $__conditionalAll(ServiceName IN (${service}), $service)"
-    " AND $__conditionalAll(RequestModel IN (${model}), $model)"
-    " AND $__conditionalAll(PromptVersion IN (${prompt_version}), $prompt_version)"
-)
+SCORES_FILTER = f"$__timeFilter(Timestamp) AND {IN_SERVICE} AND {IN_MODEL} AND {IN_PROMPT_VERSION}"
 SCORE_VERSION = (
     "multiIf(Version != '', Version, ModelVersion != '', concat('model ', ModelVersion),"
     " PromptVersion != '', concat('prompt ', PromptVersion), RequestModel)"
@@ -470,7 +483,7 @@ QUALITY = Dashboard(
             title="Human feedback score",
             sql=(
                 "SELECT $__timeInterval(Timestamp) AS time, Name AS feedback, avg(Score) AS mean_score FROM feedback"
-                " WHERE $__timeFilter(Timestamp) AND $__conditionalAll(ServiceName IN (${service}), $service)"
+                f" WHERE $__timeFilter(Timestamp) AND {IN_SERVICE}"
                 " GROUP BY time, feedback ORDER BY time"
             ),
             visualization="timeseries",
@@ -484,7 +497,7 @@ QUALITY = Dashboard(
                 "SELECT Name AS feedback, count() AS records, avg(Score) AS mean_score,"
                 " countIf(Score <= 0) / count() AS negative_share, argMax(Comment, Timestamp) AS latest_comment"
                 " FROM feedback WHERE $__timeFilter(Timestamp)"
-                " AND $__conditionalAll(ServiceName IN (${service}), $service)"
+                f" AND {IN_SERVICE}"
                 " GROUP BY feedback ORDER BY records DESC"
             ),
             visualization="table",
@@ -498,13 +511,22 @@ QUALITY = Dashboard(
 
 # --- GPU ---------------------------------------------------------------------------------------------
 
-GPU_FILTER = "$__timeFilter(Timestamp) AND $__conditionalAll(Hostname IN (${host}), $host)"
+GPU_FILTER = f"$__timeFilter(Timestamp) AND {IN_HOST}"
 GPU_LABEL = (
     "concat(Hostname, ' #', toString(GpuIndex), if(IsMig, concat(' MIG ', ifNull(toString(MigIndex), '?')), ''))"
 )
 THROTTLING = "['sw_power_cap', 'hw_slowdown', 'sw_thermal_slowdown', 'hw_thermal_slowdown', 'hw_power_brake_slowdown']"
+
+
+def typed_number(variable: str) -> str:
+    """A text-box number as SQL that holds whatever is typed: percent-encoded by Grafana (no quote, no
+    backslash can reach the SQL), decoded, then read as a Float64 (0 when it is not a number)."""
+    return f"toFloat64OrZero(decodeURLComponent('${{{variable}:percentencode}}'))"
+
+
 COST_VIEW_ARGS = (
-    "start_ms=$__from, end_ms=$__to, price_per_kwh=${price_per_kwh}, price_per_gpu_hour=${price_per_gpu_hour}"
+    f"start_ms=$__from, end_ms=$__to, price_per_kwh={typed_number('price_per_kwh')},"
+    f" price_per_gpu_hour={typed_number('price_per_gpu_hour')}"
 )
 GPU_HOST = Variable(
     "host", "Host", sql="SELECT DISTINCT Hostname FROM gpu_samples WHERE $__timeFilter(Timestamp) ORDER BY Hostname"
@@ -616,8 +638,8 @@ GPU = Dashboard(
                 " avg(GpuSeconds) AS gpu_s_per_request, avg(TotalCost) AS gpu_cost_per_request,"
                 " sum(TotalCost) / nullIf(sum(OutputTokens), 0) * 1000 AS gpu_cost_per_1k_output_tokens"
                 f" FROM gpu_request_cost({COST_VIEW_ARGS})"
-                " WHERE $__conditionalAll(ServiceName IN (${service}), $service)"
-                " AND $__conditionalAll(Model IN (${model}), $model) GROUP BY model ORDER BY requests DESC"
+                f" WHERE {IN_SERVICE}"
+                f" AND {IN_COST_MODEL} GROUP BY model ORDER BY requests DESC"
             ),
             visualization="table",
             columns=("model", "requests", "energy_j_per_request", "gpu_s_per_request", "gpu_cost_per_request"),
@@ -638,8 +660,8 @@ GPU = Dashboard(
             title="Energy per request",
             sql=(
                 f"SELECT Model AS model, avg(EnergyJoules) AS energy_j FROM gpu_request_cost({COST_VIEW_ARGS})"
-                " WHERE $__conditionalAll(ServiceName IN (${service}), $service)"
-                " AND $__conditionalAll(Model IN (${model}), $model) GROUP BY model ORDER BY model"
+                f" WHERE {IN_SERVICE}"
+                f" AND {IN_COST_MODEL} GROUP BY model ORDER BY model"
             ),
             visualization="barchart",
             columns=("model", "energy_j"),
@@ -654,7 +676,7 @@ GPU = Dashboard(
                 "SELECT concat(Hostname, ' #', toString(GpuIndex)) AS gpu, TotalSeconds AS total_s,"
                 " AttributedSeconds AS busy_s, IdleSeconds AS idle_s, TotalEnergyJoules AS energy_j,"
                 " IdleEnergyJoules AS idle_energy_j, IdleEnergyCost + IdleGpuTimeCost AS idle_cost"
-                f" FROM gpu_idle_cost({COST_VIEW_ARGS}) WHERE $__conditionalAll(Hostname IN (${{host}}), $host)"
+                f" FROM gpu_idle_cost({COST_VIEW_ARGS}) WHERE {IN_HOST}"
                 " ORDER BY gpu"
             ),
             visualization="table",
@@ -677,10 +699,7 @@ GPU = Dashboard(
 
 # --- Serving engine ----------------------------------------------------------------------------------
 
-SERVING_FILTER = (
-    "$__timeFilter(Timestamp) AND $__conditionalAll(Hostname IN (${host}), $host)"
-    " AND $__conditionalAll(ModelName IN (${model}), $model)"
-)
+SERVING_FILTER = f"$__timeFilter(Timestamp) AND {IN_HOST} AND {IN_MODEL_NAME}"
 SERVING_MODEL = "if(ModelName = '', Endpoint, ModelName)"
 SERVING_HOST = Variable(
     "host", "Host", sql="SELECT DISTINCT Hostname FROM serving_metrics WHERE $__timeFilter(Timestamp) ORDER BY Hostname"
@@ -700,8 +719,8 @@ def _quantile_arm(q: str) -> str:
     return (
         f"SELECT {SERVING_MODEL} AS model, Metric AS metric, {q} AS q, Quantile, Observations"
         f" FROM serving_histogram_quantile(q={q}, start_ms=$__from, end_ms=$__to)"
-        f" WHERE Metric IN {QUANTILE_METRICS} AND $__conditionalAll(Hostname IN (${{host}}), $host)"
-        " AND $__conditionalAll(ModelName IN (${model}), $model)"
+        f" WHERE Metric IN {QUANTILE_METRICS} AND {IN_HOST}"
+        f" AND {IN_MODEL_NAME}"
     )
 
 
@@ -808,9 +827,11 @@ TRACE_ID = Variable(
 )
 
 # The plugin's own trace-id query (src/data/sqlGenerator.ts generateTraceIdQuery with the
-# <table>_trace_id_ts lookup), with the OTel column names of otel_traces.
+# <table>_trace_id_ts lookup), with the OTel column names of otel_traces. The typed trace id reaches the
+# SQL percent-encoded (nothing in it can end the string) and counts only as 32 lowercase hex digits.
 TRACE_SQL = (
-    "WITH '${trace_id}' AS __gf_trace_id,"
+    "WITH decodeURLComponent('${trace_id:percentencode}') AS __gf_trace_input,"
+    " if(match(__gf_trace_input, '^[0-9a-f]{32}$'), __gf_trace_input, '') AS __gf_trace_id,"
     " (SELECT min(Start) FROM otel_traces_trace_id_ts WHERE TraceId = __gf_trace_id) AS __gf_trace_start,"
     " (SELECT max(End) + 1 FROM otel_traces_trace_id_ts WHERE TraceId = __gf_trace_id) AS __gf_trace_end"
     " SELECT TraceId AS traceID, SpanId AS spanID, ParentSpanId AS parentSpanID, ServiceName AS serviceName,"
@@ -843,7 +864,7 @@ TRACES = Dashboard(
                 " argMin(SpanName, Timestamp) AS root_span, count() AS spans,"
                 " (max(toUnixTimestamp64Nano(Timestamp) + Duration) - min(toUnixTimestamp64Nano(Timestamp))) / 1e9"
                 " AS duration_s, countIf(StatusCode = 'Error') AS errors FROM otel_traces"
-                " WHERE $__timeFilter(Timestamp) AND $__conditionalAll(ServiceName IN (${service}), $service)"
+                f" WHERE $__timeFilter(Timestamp) AND {IN_SERVICE}"
                 " AND TraceId != '' GROUP BY trace_id ORDER BY duration_s DESC LIMIT 50"
             ),
             visualization="table",
@@ -860,7 +881,7 @@ TRACES = Dashboard(
             sql=(
                 "SELECT $__timeInterval(Timestamp) AS time, ServiceName AS service, count() / $__interval_s AS spans"
                 " FROM otel_traces WHERE $__timeFilter(Timestamp)"
-                " AND $__conditionalAll(ServiceName IN (${service}), $service) GROUP BY time, service ORDER BY time"
+                f" AND {IN_SERVICE} GROUP BY time, service ORDER BY time"
             ),
             visualization="timeseries",
             columns=("time", "service", "spans"),

@@ -22,15 +22,24 @@ from .panels import DASHBOARDS, QUALITY, TRACES
 from .store import QueryResult, default_variables, run_sql
 
 DEFAULT_WINDOW = timedelta(hours=24)
+MAX_WINDOW = timedelta(days=3650)
+"""The longest report window: ten years reaches back well past any TTL and stays inside ``DateTime``."""
 ROW_PIXELS = 30  # a Grafana grid unit is about 30 px high
 
 
-def _window(window: timedelta | str) -> timedelta:
-    if isinstance(window, timedelta):
-        if window <= timedelta(0):
-            raise ValueError(f"the report window must be positive, got {window}")
-        return window
-    return timedelta(seconds=duration_seconds(window))
+def parse_window(window: timedelta | str) -> timedelta:
+    """A report window from ``30m``/``24h``/``7d`` or a timedelta; ValueError (a 400 in the sidecar) when out of range."""
+    if not isinstance(window, timedelta):
+        text = str(window).strip()
+        seconds = duration_seconds(text)  # a Python int: compared before timedelta() could overflow
+        if seconds > MAX_WINDOW.total_seconds():
+            raise ValueError(f"the report window {text[:40]!r} is too long: at most {MAX_WINDOW.days}d")
+        window = timedelta(seconds=seconds)
+    if window <= timedelta(0):
+        raise ValueError(f"the report window must be positive, got {window}")
+    if window > MAX_WINDOW:
+        raise ValueError(f"the report window {window} is too long: at most {MAX_WINDOW.days}d")
+    return window
 
 
 def _epoch(value: Any) -> float:
@@ -251,7 +260,7 @@ def render_report(
     """The full HTML page for the last ``window`` (default 24 h) up to ``end`` (default now)."""
     # The plugin's $__timeFilter truncates to whole seconds: end on the next second to keep what was just written.
     stop = end or datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=1)
-    time_range = TimeRange.last(_window(window), end=stop)
+    time_range = TimeRange.last(parse_window(window), end=stop)
     sections: list[str] = []
     results: dict[str, Mapping[str, QueryResult]] = {}
     for dashboard in dashboards:
