@@ -38,11 +38,15 @@ from .redaction import Redaction
 from .schema import SchemaOptions
 from .spans import SpanRecord, reseed_after_fork
 from .spool import Batch, Spool
+from .wal import WalChunk
 
 _RETRY_DELAYS_S = (0.05, 0.25, 1.0)  # then the batch goes to the spool
 _REPLAY_BACKOFF_MAX_S = 30.0
 _REPLAY: Any = object()  # a message to the writer thread: try the spool now
 _MAX_INSERT_BATCHES = 5  # under backlog one insert takes up to this many batches' worth of records
+_SPLIT_INSERT_BUDGET = 256  # inserts spent isolating the bad rows of one refused batch; past it the rest is filed
+_HOLD_BACKOFF_MIN_S = 0.5  # a batch neither the store nor the spool took is tried again after this, doubling
+_HOLD_BACKOFF_MAX_S = 30.0
 
 
 @dataclass
@@ -63,6 +67,8 @@ class Stats:
     otlp_failed: int = 0
     insert_seconds_total: float = 0.0
     inserts: int = 0
+    held: int = 0  # rows the writer holds because neither the store nor the spool could take them
+    dead_letter_evicted: int = 0  # refused rows removed from spool/dead/ (oldest first) to keep it under the cap
 
 
 class Pipeline:
@@ -89,7 +95,9 @@ class Pipeline:
         }
         prices = PriceTable.vendored().with_overrides(config.prices) if config.prices else PriceTable.vendored()
         self._enrich_ctx = EnrichContext(
-            capture_content=config.capture_content, redaction=Redaction(config.redact_hooks), prices=prices
+            capture_content=config.capture_content,
+            redaction=Redaction(config.redact_hooks, categories=config.redact_categories),
+            prices=prices,
         )
         self._writer: ClickHouseWriter | None = None
         self._spool: Spool | None = None
@@ -135,6 +143,7 @@ class Pipeline:
         self.stats = Stats()
         self._next_replay = 0.0
         self._replay_backoff = 1.0
+        self._spool_levels = (0, 0)  # files and records in the spool when it was last listed
         self.store_ok: bool | None = None  # outcome of the latest insert or replay; None before the first
         self._rand = random.Random()
         # Enrichment (Python) and inserts (mostly in the engine or on the network) overlap: the export
@@ -197,13 +206,21 @@ class Pipeline:
         if len(queue) >= self._batch_size and not self._wake.is_set():
             self._wake.set()
 
-    def submit_rows(self, batches: Sequence[Any]) -> bool:
+    def has_room(self, count: int) -> bool:
+        """Whether ``submit_rows`` would take ``count`` more rows now (the durable sink asks before logging)."""
+        if self._stopped or self._stopping.is_set() or self._writer is None:
+            return False
+        with self._lock:
+            return not self._encoded_rows or self._encoded_rows + count <= self._max_queue
+
+    def submit_rows(self, batches: Sequence[Any], *, force: bool = False) -> bool:
         """Queue rows already encoded per table (``EncodedRows`` or ``Batch``: the sidecar's receiver and collectors).
 
         All or nothing: returns False, counting nothing as dropped, when the queue is full or the
         pipeline has stopped; the caller still holds the data and tells its client to retry (HTTP 503).
         Rows bigger than the whole queue are still taken when the queue is empty, so they are never
-        refused forever.
+        refused forever. ``force`` skips the queue cap: rows already acknowledged from the write-ahead
+        log (``has_room`` was asked before they were logged) must not be refused for room.
         """
         if self._pid != os.getpid():
             self._after_fork()
@@ -211,7 +228,7 @@ class Pipeline:
             return False
         count = sum(rows.count for rows in batches)
         with self._lock:
-            if self._encoded_rows and self._encoded_rows + count > self._max_queue:
+            if not force and self._encoded_rows and self._encoded_rows + count > self._max_queue:
                 return False
             self._encoded.extend(rows for rows in batches if rows.count)
             self._encoded_rows += count
@@ -291,7 +308,10 @@ class Pipeline:
         """Join queued encoded rows into batches of about ``batch_size`` rows per table.
 
         Chunks of different tables arrive interleaved (GPU samples and processes, traces and metrics);
-        grouping them per table keeps inserts few and large. Order within a table is kept.
+        grouping them per table keeps inserts few and large. Order within a table is kept. Chunks from
+        the write-ahead log are grouped apart and sealed in it first (token and members written before
+        the insert), so a replay after a crash rebuilds the same batch with the same token; a batch
+        replayed from the log (it has ``on_settled``) goes on unchanged.
         """
         with self._lock:
             chunks = list(self._encoded)
@@ -301,10 +321,14 @@ class Pipeline:
         if not chunks:
             return
         self._popped += taken
-        by_table: dict[str, list[Any]] = {}
+        by_table: dict[tuple[str, Any], list[Any]] = {}
         for chunk in chunks:
-            by_table.setdefault(chunk.table, []).append(chunk)
-        for table_chunks in by_table.values():
+            if isinstance(chunk, Batch) and chunk.on_settled is not None:
+                self._batches.put(chunk)
+                continue
+            log = chunk.log if isinstance(chunk, WalChunk) else None
+            by_table.setdefault((chunk.table, log), []).append(chunk)
+        for (_table, log), table_chunks in by_table.items():
             start = 0
             while start < len(table_chunks):
                 end, count = start + 1, table_chunks[start].count
@@ -312,9 +336,28 @@ class Pipeline:
                     count += table_chunks[end].count
                     end += 1
                 group = table_chunks[start:end]
-                payload = b"".join(chunk.payload for chunk in group)
-                self._batches.put(Batch(group[0].table, group[0].columns, payload, new_token(), count))
                 start = end
+                payload = b"".join(chunk.payload for chunk in group)
+                parts = tuple(chunk.count for chunk in group)
+                batch = Batch(group[0].table, group[0].columns, payload, new_token(), count, parts)
+                if log is not None and not self._seal(log, group, batch):
+                    continue
+                self._batches.put(batch)
+
+    def _seal(self, log: Any, group: list[Any], batch: Batch) -> bool:
+        """Give a batch of logged chunks its recorded token; when the log cannot record it, queue them again."""
+        seqs = [chunk.seq for chunk in group]
+        try:
+            batch.token = log.seal(seqs)
+        except Exception:
+            logger.error("llmpulse: could not seal a batch in the write-ahead log; trying again", exc_info=True)
+            with self._lock:
+                self._encoded.extend(group)
+                self._encoded_rows += batch.count
+                self._popped -= batch.count
+            return False
+        batch.on_settled = log.releaser(seqs)
+        return True
 
     def _export(self, items: list[Any]) -> None:
         """Enrich in chunks of ``batch_size`` (what the side sinks get), encode all rows into one batch."""
@@ -385,19 +428,101 @@ class Pipeline:
         return True
 
     def _write(self, batch: Batch) -> None:
-        assert self._spool is not None
-        if not self._store_owner or self._spool.pending():
-            self._spool_batch(batch)  # keep order: older batches are waiting
-            self._maybe_replay()
-            return
-        outcome = self._insert_with_retry(batch)
-        if outcome is True:
+        """Store a batch, else spool it, else hold it and try again: it leaves only stored, spooled, filed or counted.
+
+        A batch the store refuses as bad data is split (by the requests joined into it, then in halves)
+        until only the refused rows remain; they are filed under ``dead/``. While a batch can be neither
+        stored nor spooled (disk full, no file descriptors) the writer holds it and retries with a
+        bounded back-off; the queue in front fills, so the SDK counts ``queue_full`` drops and the sidecar
+        answers 503, instead of rows vanishing behind a 200. At shutdown a held batch is counted as dropped
+        (``spool_write_failed``), or, when it came from the write-ahead log, left there for the next start.
+        """
+        work: deque[Batch] = deque([batch])
+        budget = _SPLIT_INSERT_BUDGET
+        delay = _HOLD_BACKOFF_MIN_S
+        while work:
+            part = work[0]
+            try:
+                placed = self._place(part, split=budget > 0)
+            except Exception:
+                logger.error(
+                    "llmpulse: unexpected error writing %d rows; holding them to try again", part.count, exc_info=True
+                )
+                placed = False
+            if placed is True:
+                work.popleft()
+                delay = _HOLD_BACKOFF_MIN_S
+                continue
+            if placed:  # refused as bad data and split: its halves (or requests) take its place
+                work.popleft()
+                work.extendleft(reversed(placed))
+                budget -= len(placed)
+                continue
             with self._lock:
-                self.stats.exported += batch.count
-        elif outcome is False:
-            self._spool_batch(batch)
-        else:
-            self._file_rejected(batch, outcome)
+                self.stats.held = sum(p.count for p in work)
+            if self._stopping.is_set():
+                self._abandon(batch, work)
+                return
+            self._stopping.wait(delay)
+            delay = min(delay * 2, _HOLD_BACKOFF_MAX_S)
+        with self._lock:
+            self.stats.held = 0
+        self._settle(batch)
+
+    def _place(self, batch: Batch, *, split: bool, in_order: bool = True) -> bool | list[Batch]:
+        """One try: True when stored, spooled or filed as dead; False when nothing took it; the parts of a
+        refused batch to try instead. ``in_order``: go to the spool while older batches wait there."""
+        if self._store_owner and not (in_order and self._spool_waiting()):
+            outcome = self._insert_with_retry(batch)
+            if outcome is True:
+                with self._lock:
+                    self.stats.exported += batch.count
+                return True
+            if outcome is not False:
+                self.store_ok = True  # the store answered; the rows were the problem
+                parts = split_refused(batch) if split else []
+                if parts:
+                    return parts
+                self._file_rejected(batch, outcome)
+                return True
+            return self._spool_batch(batch)  # the store is unavailable
+        if not self._spool_batch(batch):
+            return False
+        self._maybe_replay()  # keep order: older batches are waiting
+        return True
+
+    def _spool_waiting(self) -> bool:
+        """Whether older batches wait in the spool; when the spool cannot be read, the insert goes ahead."""
+        assert self._spool is not None
+        try:
+            return self._spool.pending()
+        except Exception as exc:
+            logger.error("llmpulse: could not read the spool directory (%s); inserting directly", type(exc).__name__)
+            return False
+
+    def _settle(self, batch: Batch) -> None:
+        """Tell the batch's source (the write-ahead log) that it is done with, once."""
+        settled, batch.on_settled = batch.on_settled, None
+        if settled is not None:
+            try:
+                settled()
+            except Exception:
+                logger.error("llmpulse: could not release a batch in the write-ahead log", exc_info=True)
+
+    def _abandon(self, batch: Batch, work: deque[Batch]) -> None:
+        """Shutdown with rows that neither the store nor the spool took: count them, or leave them in the log."""
+        held = sum(part.count for part in work)
+        with self._lock:
+            self.stats.held = 0
+        if batch.on_settled is not None:
+            logger.error(
+                "llmpulse: %d rows could be neither stored nor spooled before shutdown; "
+                "they stay in the write-ahead log and are replayed at the next start",
+                held,
+            )
+            return
+        logger.error("llmpulse: %d rows could be neither stored nor spooled before shutdown; dropped", held)
+        self._count_drop("spool_write_failed", held)
 
     def _insert_with_retry(self, batch: Batch) -> bool | BaseException:
         """True when stored, False when the store is unavailable, the exception when it refused the data."""
@@ -426,32 +551,38 @@ class Pipeline:
     def _file_rejected(self, batch: Batch, exc: BaseException) -> None:
         """The store refused these rows as bad data: keep them under spool/dead/, count them, go on."""
         assert self._spool is not None
-        self.store_ok = True  # the store answered; the rows were the problem
-        where = "not kept (spool write failed)"
+        reason = str(exc)[:300]
+        where = "not kept (dead-letter write failed)"
         try:
-            where = self._spool.put(batch, dead=True)
-        except Exception:
-            logger.error("llmpulse: could not keep a refused batch in the spool", exc_info=True)
+            where = self._spool.put(batch, dead=True, reason=reason)
+        except Exception as put_exc:
+            logger.error("llmpulse: could not keep refused rows under spool/dead/ (%s)", type(put_exc).__name__)
         logger.error(
             "llmpulse: the store refused %d rows for %s as bad data; they are in %s: %s",
             batch.count,
             batch.table,
             where,
-            str(exc)[:300],
+            reason,
         )
         self._count_drop("rejected_by_store", batch.count)
+        self._sync_spool_drops()
 
-    def _spool_batch(self, batch: Batch) -> None:
+    def _spool_batch(self, batch: Batch) -> bool:
+        """Put a batch in the spool; False (logged, nothing counted yet) when the spool cannot take it."""
         assert self._spool is not None
         try:
             self._spool.put(batch)
-        except Exception:
-            logger.error("llmpulse: could not write to the spool at %s", self._spool.directory, exc_info=True)
-            self._count_drop("spool_write_failed", batch.count)
-            return
+        except Exception as exc:
+            logger.error(
+                "llmpulse: could not write to the spool at %s (%s); holding the batch to try again",
+                self._spool.directory,
+                type(exc).__name__,
+            )
+            return False
         with self._lock:
             self.stats.spooled += batch.count
         self._sync_spool_drops()
+        return True
 
     def _sync_spool_drops(self) -> None:
         assert self._spool is not None
@@ -459,6 +590,11 @@ class Pipeline:
         if dropped:
             self._spool.dropped_records = 0
             self._count_drop("spool_full", dropped)
+        evicted = self._spool.dead_evicted_records
+        if evicted:
+            self._spool.dead_evicted_records = 0
+            with self._lock:
+                self.stats.dead_letter_evicted += evicted
 
     def _maybe_replay(self, *, force: bool = False) -> None:
         """Replay spooled batches oldest first; stop at the first failure and back off."""
@@ -467,6 +603,14 @@ class Pipeline:
         now = time.monotonic()
         if not force and now < self._next_replay:
             return
+        try:
+            self._replay()
+        except Exception as exc:  # the spool could not be read (no file descriptors, I/O error): later
+            logger.error("llmpulse: could not replay the spool (%s); will try again", type(exc).__name__)
+            self._back_off_replay()
+
+    def _replay(self) -> None:
+        assert self._spool is not None and self._writer is not None
         files = self._spool.files()
         if not files:
             return
@@ -478,15 +622,14 @@ class Pipeline:
                 self._writer.insert(batch)
             except Exception as exc:
                 if rejects_data(exc):
-                    self._spool.quarantine(path, f"the store refused it as bad data: {str(exc)[:300]}")
-                    self._count_drop("rejected_by_store", batch.count)
+                    self._isolate_replayed(batch)
+                    self._spool.remove(path)
                     continue
                 logger.warning(
                     "llmpulse: store still unavailable (%s); %d spooled batches wait", type(exc).__name__, len(files)
                 )
                 self.store_ok = False
-                self._next_replay = time.monotonic() + self._replay_backoff
-                self._replay_backoff = min(self._replay_backoff * 2, _REPLAY_BACKOFF_MAX_S)
+                self._back_off_replay()
                 return
             self._spool.remove(path)
             with self._lock:
@@ -495,6 +638,32 @@ class Pipeline:
         self.store_ok = True
         self._replay_backoff = 1.0
         self._next_replay = 0.0
+
+    def _back_off_replay(self) -> None:
+        self._next_replay = time.monotonic() + self._replay_backoff
+        self._replay_backoff = min(self._replay_backoff * 2, _REPLAY_BACKOFF_MAX_S)
+
+    def _isolate_replayed(self, batch: Batch) -> None:
+        """A spooled batch refused as bad data: store its good rows, file the bad ones (its file is then removed)."""
+        with self._lock:
+            exported, spooled = self.stats.exported, self.stats.spooled
+        work = deque(split_refused(batch))
+        if not work:
+            self._file_rejected(batch, RuntimeError("refused as bad data"))
+        budget = _SPLIT_INSERT_BUDGET - len(work)
+        try:
+            while work:
+                part = work.popleft()
+                placed = self._place(part, split=budget > 0, in_order=False)
+                if placed is False:  # parts stored so far are deduplicated when the file is replayed again
+                    raise OSError("the spool cannot take the parts of a refused batch")
+                if placed is not True:
+                    work.extendleft(reversed(placed))
+                    budget -= len(placed)
+        finally:
+            with self._lock:  # these rows were counted as spooled once already
+                self.stats.replayed += self.stats.exported - exported
+                self.stats.spooled = spooled
 
     def count_drop(self, reason: str, count: int) -> None:
         """Count records lost outside the pipeline (e.g. a collector tick refused by a full queue)."""
@@ -556,7 +725,37 @@ class Pipeline:
         stats.queue_depth = len(self._queue) + self._encoded_rows
         stats.enqueued = self._popped + stats.queue_depth
         if self._spool is not None:
-            files = self._spool.files()
-            stats.spool_files = len(files)
-            stats.spool_records = self._spool.pending_records()
+            try:
+                files = self._spool.files()
+                self._spool_levels = (len(files), self._spool.pending_records())
+            except OSError:  # the spool cannot be listed now (no file descriptors): its last known levels
+                pass
+            stats.spool_files, stats.spool_records = self._spool_levels
         return stats
+
+
+def split_refused(batch: Batch) -> list[Batch]:
+    """The parts to try instead of a batch the store refused: its requests, else its two halves; [] for one row.
+
+    Part tokens derive from the batch's own (``token:i``), so splitting the same batch again (after a
+    crash, or when a spooled copy is replayed) gives the same parts with the same tokens, and parts
+    stored the first time are deduplicated by the store.
+    """
+    if batch.count <= 1:
+        return []
+    data = bytes(batch.payload)
+    lines = data.split(b"\n")
+    if lines[-1] != b"" or len(lines) - 1 != batch.count:
+        return []  # not one row per line: it cannot be split safely
+    if len(batch.parts) > 1 and sum(batch.parts) == batch.count:
+        sizes: Sequence[int] = batch.parts
+    else:
+        half = batch.count // 2
+        sizes = (half, batch.count - half)
+    parts, start = [], 0
+    for index, size in enumerate(sizes):
+        if size:
+            rows = b"".join(line + b"\n" for line in lines[start : start + size])
+            parts.append(Batch(batch.table, batch.columns, rows, f"{batch.token}:{index}", size))
+        start += size
+    return parts

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import _json
@@ -30,6 +31,13 @@ class Batch:
     payload: bytes | bytearray
     token: str
     count: int
+    # Row counts of the requests or chunks joined into this batch, in order (empty: one part). A batch the
+    # store refuses as bad data is split along these first, then by row, so one client's bad row does not
+    # take the other clients' rows with it.
+    parts: tuple[int, ...] = ()
+    # Called once by the writer when the batch no longer needs its source (stored, in the spool, filed as
+    # dead or counted as dropped): the sidecar's write-ahead log releases the requests it came from.
+    on_settled: Callable[[], None] | None = None
 
 
 class Spool:
@@ -40,10 +48,15 @@ class Spool:
         self.max_bytes = max_bytes
         self.fsync = fsync
         self.dropped_records = 0
+        self.dead_evicted_records = 0  # refused rows removed from dead/ to keep it under max_bytes
         self._seq = 0
         self._lock = threading.Lock()
-        os.makedirs(directory, exist_ok=True)
+        self.dead_directory = os.path.join(directory, "dead")
+        _private_dir(directory)
         self._clean_partial()
+        _tighten(directory)
+        if os.path.isdir(self.dead_directory):
+            _tighten(self.dead_directory)
 
     def _clean_partial(self) -> None:
         """Temporary files of this pid's predecessors are torn writes: remove them."""
@@ -53,13 +66,14 @@ class Spool:
                 if not pid.isdigit() or not _alive(int(pid)):
                     _remove(os.path.join(self.directory, name))
 
-    def files(self) -> list[str]:
-        """Pending batch files, oldest first."""
+    def files(self, directory: str | None = None) -> list[str]:
+        """Pending batch files (or those of ``directory``, e.g. dead/), oldest first."""
+        directory = directory or self.directory
         try:
-            names = [n for n in os.listdir(self.directory) if n.endswith(_SUFFIX)]
+            names = [n for n in os.listdir(directory) if n.endswith(_SUFFIX)]
         except FileNotFoundError:
             return []
-        return [os.path.join(self.directory, n) for n in sorted(names)]
+        return [os.path.join(directory, n) for n in sorted(names)]
 
     def pending(self) -> bool:
         return bool(self.files())
@@ -76,42 +90,47 @@ class Spool:
     def pending_records(self) -> int:
         return sum(_count_from_name(p) for p in self.files())
 
-    def put(self, batch: Batch, *, dead: bool = False) -> str:
-        """Write a batch; when over the size cap, drop the oldest batches (and count their records).
+    def put(self, batch: Batch, *, dead: bool = False, reason: str = "") -> str:
+        """Write a batch (file 0600); when over the size cap, drop the oldest batches (and count their records).
 
-        ``dead=True`` files a batch the store refused as bad data under ``dead/``, kept for inspection
-        and never replayed. Returns the file's path.
+        ``dead=True`` files a batch the store refused as bad data under ``dead/`` with the store's
+        ``reason``, kept for inspection and never replayed; ``dead/`` has the same byte cap, oldest out,
+        counted in ``dead_evicted_records``. Returns the file's path.
         """
-        header = _json.dumps_bytes(
-            {
-                "format": FORMAT_VERSION,
-                "table": batch.table,
-                "columns": batch.columns,
-                "token": batch.token,
-                "count": batch.count,
-            }
-        )
+        doc = {
+            "format": FORMAT_VERSION,
+            "table": batch.table,
+            "columns": batch.columns,
+            "token": batch.token,
+            "count": batch.count,
+        }
+        if reason:
+            doc["reason"] = reason
+        header = _json.dumps_bytes(doc)
         payload = header + b"\n" + batch.payload
         with self._lock:
             self._seq += 1
             stem = f"{time.time_ns():020d}-{os.getpid():07d}-{self._seq:08d}-{batch.table}-{batch.count}"
-        directory = os.path.join(self.directory, "dead") if dead else self.directory
+        directory = self.dead_directory if dead else self.directory
         if dead:
-            os.makedirs(directory, exist_ok=True)
-        else:
-            self._make_room(len(payload))
+            _private_dir(directory)
+        self._make_room(len(payload), dead=dead)
         final = os.path.join(directory, stem + _SUFFIX)
         temporary = f"{final}.{os.getpid()}.tmp"
-        with open(temporary, "wb") as handle:
-            handle.write(payload)
-            if self.fsync:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.replace(temporary, final)
+        try:
+            with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
+                handle.write(payload)
+                if self.fsync:
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            os.replace(temporary, final)
+        except BaseException:
+            _remove(temporary)  # a half-written file (disk full) must not hold space or look like a batch
+            raise
         return final
 
-    def _make_room(self, incoming: int) -> None:
-        files = self.files()
+    def _make_room(self, incoming: int, *, dead: bool = False) -> None:
+        files = self.files(self.dead_directory if dead else None)
         sizes = []
         for path in files:
             try:
@@ -124,31 +143,47 @@ class Spool:
             path = files[index]
             dropped = _count_from_name(path)
             if _remove(path):
-                self.dropped_records += dropped
-                logger.error(
-                    "llmpulse: spool is over %d bytes; dropped the oldest batch (%d records)", self.max_bytes, dropped
-                )
+                if dead:
+                    self.dead_evicted_records += dropped
+                    logger.error(
+                        "llmpulse: spool/dead/ is over %d bytes; removed its oldest batch (%d refused rows)",
+                        self.max_bytes,
+                        dropped,
+                    )
+                else:
+                    self.dropped_records += dropped
+                    logger.error(
+                        "llmpulse: spool is over %d bytes; dropped the oldest batch (%d records)",
+                        self.max_bytes,
+                        dropped,
+                    )
             total -= sizes[index]
             index += 1
 
     def load(self, path: str) -> Batch | None:
-        """Read a batch; a file that cannot be parsed is moved aside and reported, never silently lost."""
+        """Read a batch; a file that cannot be parsed is moved aside and reported, never silently lost.
+
+        An error opening or reading it (no file descriptors, I/O error) is raised: the file is fine, the
+        replay tries it again later.
+        """
         try:
             with open(path, "rb") as handle:
-                header, _, payload = handle.read().partition(b"\n")
+                data = handle.read()
+        except FileNotFoundError:
+            return None
+        header, _, payload = data.partition(b"\n")
+        try:
             doc = _json.loads(header)
             if doc.get("format") != FORMAT_VERSION:
                 raise ValueError(f"unknown spool format {doc.get('format')!r}")
             return Batch(doc["table"], doc["columns"], payload, doc["token"], int(doc["count"]))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):
             self.quarantine(path, "unreadable")
             return None
 
     def quarantine(self, path: str, reason: str) -> None:
-        dead = os.path.join(self.directory, "dead")
-        os.makedirs(dead, exist_ok=True)
+        dead = self.dead_directory
+        _private_dir(dead)
         try:
             os.replace(path, os.path.join(dead, os.path.basename(path)))
             logger.error("llmpulse: moved spool file %s to %s (%s)", os.path.basename(path), dead, reason)
@@ -157,6 +192,30 @@ class Spool:
 
     def remove(self, path: str) -> None:
         _remove(path)
+
+
+def _private_dir(directory: str) -> None:
+    """Create ``directory`` owner-only (0700); an existing one is tightened: spooled rows hold prompts."""
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    try:
+        os.chmod(directory, 0o700)
+    except OSError:
+        pass
+
+
+def _tighten(directory: str) -> None:
+    """Make batch files an older version left world-readable owner-only (0600)."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            if os.path.isfile(path) and os.stat(path).st_mode & 0o077:
+                os.chmod(path, 0o600)
+        except OSError:
+            pass
 
 
 def _count_from_name(path: str) -> int:

@@ -10,14 +10,18 @@ spans with the attributes an instrumented app sends. Three figures, one run, sam
   before it can store a span; the OTel SDK's own ``ReadableSpan`` needs the same);
 * end to end: ``llmpulse agent`` in its own process (embedded chDB store), fed over HTTP by
   ``--clients`` threads; the clock stops when the agent's ``/metrics`` says every span is stored.
+  Run ``--repeats`` times each, alternating, medians compared: with durable acknowledgement (the default: a 200 waits for the write-ahead log's
+  group commit, fsync ``batch``) and without it (a 200 means queued in memory).
 
-The ratio the issue asks for is end to end / decode. The ratio to parse-only is printed too.
+The ratio the issue asks for is end to end / decode; durable / in memory is the cost of the
+write-ahead log (target >= 0.7). The ratio to parse-only is printed too.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -133,10 +137,19 @@ def _stored(http: urllib3.PoolManager, url: str) -> float:
     return 0.0
 
 
-def end_to_end(payloads: list[bytes], spans_total: int, clients: int, batch_size: int | None) -> tuple[float, dict]:
+def end_to_end(
+    payloads: list[bytes],
+    spans_total: int,
+    clients: int,
+    batch_size: int | None,
+    durable: bool = True,
+    wal_fsync: str = "batch",
+) -> tuple[float, dict]:
     workdir = tempfile.mkdtemp(prefix="llmpulse-bench-receiver-")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LLMPULSE_", "OTEL_"))}
+    env["LLMPULSE_DURABLE"] = "true" if durable else "false"
+    env["LLMPULSE_WAL_FSYNC"] = wal_fsync
     if batch_size:
         env["LLMPULSE_BATCH_SIZE"] = str(batch_size)
         env["LLMPULSE_MAX_QUEUE_SIZE"] = str(max(batch_size * 5, 50_000))
@@ -205,6 +218,7 @@ def end_to_end(payloads: list[bytes], spans_total: int, clients: int, batch_size
             agent.wait(60)
         except subprocess.TimeoutExpired:
             agent.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
     return elapsed, info
 
 
@@ -214,6 +228,8 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=512, help="spans per request (default 512, the SDK's batch)")
     parser.add_argument("--clients", type=int, default=2, help="sending threads (default 2)")
     parser.add_argument("--batch-size", type=int, help="the agent's rows per insert (default: the agent's default)")
+    parser.add_argument("--wal-fsync", default="batch", help="fsync policy of the durable run (default batch)")
+    parser.add_argument("--repeats", type=int, default=3, help="end-to-end runs per mode, median kept (default 3)")
     args = parser.parse_args()
 
     print(f"building {args.requests} requests x {args.spans} spans ...", flush=True)
@@ -224,13 +240,21 @@ def main() -> None:
 
     parse_s, n1 = parse_only(payloads)
     decode_s, n2 = decode(payloads)
-    e2e_s, info = end_to_end(payloads, total, args.clients, args.batch_size)
+    # Durable and in-memory runs alternate and the medians are compared: on a shared machine a
+    # neighbour's load lands on both alike.
+    durable_runs, memory_runs = [], []
+    for _ in range(args.repeats):
+        durable_runs.append(end_to_end(payloads, total, args.clients, args.batch_size, True, args.wal_fsync))
+        memory_runs.append(end_to_end(payloads, total, args.clients, args.batch_size, False))
+    e2e_s, info = sorted(durable_runs, key=lambda run: run[0])[len(durable_runs) // 2]
+    memory_s, memory_info = sorted(memory_runs, key=lambda run: run[0])[len(memory_runs) // 2]
     assert n1 == n2 == total
 
     rows = [
         ("parse only (upb, fields not read)", total / parse_s),
         ("decode (parse + read every field)", total / decode_s),
         ("accepted and stored (agent, HTTP, chDB)", total / e2e_s),
+        ("  the same, durable off (200 = in memory)", total / memory_s),
     ]
     print()
     print(f"{'measure':<44}{'spans/s':>12}")
@@ -239,9 +263,17 @@ def main() -> None:
     print()
     print(f"ratio stored / decode     : {rows[2][1] / rows[1][1]:.2f}   (target >= 0.3)")
     print(f"ratio stored / parse only : {rows[2][1] / rows[0][1]:.3f}")
+    print(f"end-to-end seconds, durable  : {sorted(round(run[0], 2) for run in durable_runs)}")
+    print(f"end-to-end seconds, in memory: {sorted(round(run[0], 2) for run in memory_runs)}")
+    ratio = rows[2][1] / rows[3][1]
+    print(f"ratio durable / in memory : {ratio:.2f}   (target >= 0.7; write-ahead log, fsync {args.wal_fsync})")
     print(
         f"all accepted after {info['accepted_s']:.2f}s, all stored after {e2e_s:.2f}s; "
         f"HTTP statuses {info['statuses']}, 503 retries {info['retries_503']}"
+    )
+    print(
+        f"durable off: all accepted after {memory_info['accepted_s']:.2f}s, all stored after {memory_s:.2f}s; "
+        f"HTTP statuses {memory_info['statuses']}, 503 retries {memory_info['retries_503']}"
     )
 
 
