@@ -28,12 +28,21 @@ from . import semconv as sc
 from .clickhouse import TRACE_COLUMNS, RowBuffer
 from .clickhouse import datetime64 as _datetime64
 from .prices import PriceTable
+from .redaction import Redaction
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 
 _KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 _STATUS = ("Unset", "Ok", "Error")
+MAX_TIME_NS = 2**63 - 1  # DateTime64(9) is an Int64 of nanoseconds: 2262-04-11T23:47:16.854775807Z
+# A row's own time (span start, metric point time) goes through DateTime (UInt32 seconds, to
+# 2106-02-07T06:28:15Z) in the TTL, the partition key and the trace-id index. Past it toDateTime() wraps
+# round to 1970, and so does the TTL's start + N days near it: the TTL then deletes the row as it is
+# written. 2100-01-01 leaves room for TTLs up to six years; later times are refused with a 400.
+MAX_DATETIME_NS = 4_102_444_800 * 1_000_000_000  # 2100-01-01T00:00:00Z
+_LAST_DATETIME = "2100-01-01T00:00:00Z"
+_LAST_DATETIME64 = "2262-04-11T23:47:16Z"
 _ID_KEYS = frozenset(("traceId", "spanId", "parentSpanId"))
 
 
@@ -58,31 +67,46 @@ class EncodedRows:
 # --- bytes ---------------------------------------------------------------------------------------
 
 
+class UnsupportedEncoding(ValueError):
+    """A ``Content-Encoding`` the receiver does not speak: the one decode error answered 415."""
+
+
 def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
-    """Undo ``Content-Encoding`` (identity, gzip or deflate), never producing more than ``limit`` bytes."""
+    """Undo ``Content-Encoding`` (identity, gzip or deflate), never producing more than ``limit`` bytes.
+
+    A gzip body may hold several members (RFC 1952 2.2); all are read, the limit applying to their
+    sum, so a bomb split across members is cut off too. Bytes after the last stream are refused.
+    """
     encoding = (encoding or "identity").strip().lower()
     if encoding in ("", "identity"):
         if len(body) > limit:
             raise PayloadTooLarge(f"body of {len(body)} bytes is over the limit of {limit} bytes")
         return body
-    if encoding == "gzip":
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    elif encoding == "deflate":
-        inflater = zlib.decompressobj()
-    else:
-        raise ValueError(f"unsupported Content-Encoding {encoding!r}; supported: gzip, deflate, identity")
+    if encoding not in ("gzip", "deflate"):
+        raise UnsupportedEncoding(f"unsupported Content-Encoding {encoding!r}; supported: gzip, deflate, identity")
+    parts: list[bytes] = []
+    size, rest = 0, body
     try:
-        data = inflater.decompress(body, limit + 1)
-        if len(data) > limit or inflater.unconsumed_tail:
-            raise PayloadTooLarge(f"decompressed body is over the limit of {limit} bytes")
-        data += inflater.flush()
+        while True:
+            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS)
+            data = inflater.decompress(rest, limit - size + 1)
+            if size + len(data) > limit or inflater.unconsumed_tail:
+                raise PayloadTooLarge(f"decompressed body is over the limit of {limit} bytes")
+            data += inflater.flush()
+            if not inflater.eof:
+                raise PayloadError(f"{encoding} body is truncated")
+            size += len(data)
+            if size > limit:
+                raise PayloadTooLarge(f"decompressed body is over the limit of {limit} bytes")
+            parts.append(data)
+            rest = inflater.unused_data
+            if not rest:
+                break
+            if encoding != "gzip" or rest[:2] != b"\x1f\x8b":
+                raise PayloadError(f"{len(rest)} bytes of trailing data after the {encoding} stream")
     except zlib.error as exc:
         raise PayloadError(f"body is not valid {encoding} data: {exc}") from None
-    if not inflater.eof:
-        raise PayloadError(f"{encoding} body is truncated")
-    if len(data) > limit:
-        raise PayloadTooLarge(f"decompressed body is over the limit of {limit} bytes")
-    return data
+    return b"".join(parts)
 
 
 def _parse(message_type: type, body: bytes, content_type: str) -> Any:
@@ -92,15 +116,18 @@ def _parse(message_type: type, body: bytes, content_type: str) -> Any:
         except DecodeError as exc:
             raise PayloadError(f"body is not a valid protobuf {message_type.__name__}: {exc}") from None
     try:
-        document = orjson.loads(body)
+        document = orjson.loads(body)  # orjson refuses nesting deeper than 1024
     except orjson.JSONDecodeError as exc:
         raise PayloadError(f"body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
         raise PayloadError(f"OTLP/JSON body must be an object, got {type(document).__name__}")
-    _hex_ids_to_base64(document)
+    try:
+        _hex_ids_to_base64(document)
+    except RecursionError:
+        raise PayloadError("OTLP/JSON body is nested too deeply") from None
     try:
         return json_format.ParseDict(document, message_type(), ignore_unknown_fields=True)
-    except (json_format.ParseError, ValueError, TypeError) as exc:
+    except (json_format.ParseError, ValueError, TypeError, RecursionError, OverflowError) as exc:
         raise PayloadError(f"body is not a valid OTLP/JSON {message_type.__name__}: {exc}") from None
 
 
@@ -143,7 +170,17 @@ def any_value(value: Any) -> Any:
         return {kv.key: any_value(kv.value) for kv in value.kvlist_value.values}
     if kind == "bytes_value":
         return base64.b64encode(value.bytes_value).decode()
+    if kind == "double_value":
+        number = value.double_value
+        return number if number - number == 0.0 else _NON_FINITE_TEXT[str(number)]
     return getattr(value, kind)
+
+
+# JSON has no NaN or infinity (orjson writes null, which the Map(String, String) column stores as ''):
+# attribute values get the collector's AsString() text instead, metric values the text ClickHouse reads
+# back into a Float64 as NaN and infinity.
+_NON_FINITE_TEXT = {"nan": "NaN", "inf": "+Inf", "-inf": "-Inf"}
+_NON_FINITE_FLOAT = {"nan": "nan", "inf": "inf", "-inf": "-inf"}
 
 
 def attributes(key_values: Iterable[Any]) -> dict[str, Any]:
@@ -154,8 +191,11 @@ def attributes(key_values: Iterable[Any]) -> dict[str, Any]:
         kind = value.WhichOneof("value")
         if kind == "string_value":
             out[kv.key] = value.string_value
-        elif kind in ("int_value", "double_value", "bool_value"):
+        elif kind in ("int_value", "bool_value"):
             out[kv.key] = getattr(value, kind)
+        elif kind == "double_value":
+            number = value.double_value
+            out[kv.key] = number if number - number == 0.0 else _NON_FINITE_TEXT[str(number)]
         else:
             out[kv.key] = any_value(value)
     return out
@@ -174,6 +214,16 @@ def _bad_span(span: Any, where: str) -> str | None:
         return f"{where}: parentSpanId must be 8 bytes or empty, got {len(span.parent_span_id)}"
     if span.end_time_unix_nano and span.end_time_unix_nano < span.start_time_unix_nano:
         return f"{where}: endTimeUnixNano is before startTimeUnixNano"
+    if span.start_time_unix_nano > MAX_DATETIME_NS:
+        return (
+            f"{where}: startTimeUnixNano {span.start_time_unix_nano} is after {_LAST_DATETIME}, the latest time "
+            "the store's DateTime columns (TTL, partition, trace-id index; they end in 2106) take"
+        )
+    if span.end_time_unix_nano > MAX_TIME_NS:
+        return f"{where}: endTimeUnixNano {span.end_time_unix_nano} is after {_LAST_DATETIME64}, past DateTime64(9)"
+    for e, event in enumerate(span.events):
+        if event.time_unix_nano > MAX_TIME_NS:
+            return f"{where}.events[{e}]: timeUnixNano {event.time_unix_nano} is past what DateTime64(9) holds"
     return None
 
 
@@ -185,8 +235,12 @@ def trace_rows(
     *,
     prices: PriceTable | None = None,
     on_unpriced: Callable[[], None] = lambda: None,
+    redaction: Redaction | None = None,
 ) -> EncodedRows:
     """Every span of the request as an ``otel_traces`` row, or ``PayloadError`` for the whole request.
+
+    With ``redaction`` (the SDK's engine), string attribute values, event attributes (exception.message,
+    exception.stacktrace) and the status message are redacted; resource attributes are kept as sent.
 
     GenAI spans from other SDKs carry tokens but no cost: when ``prices`` knows the model, the row gets
     the same ``llmpulse.cost.usd`` attribute the SDK writes, so ``llm_calls`` has a cost for them too.
@@ -209,9 +263,14 @@ def trace_rows(
                     or len(span_id) != 8
                     or (parent_id and len(parent_id) != 8)
                     or (end and end < start)
+                    or start > MAX_DATETIME_NS
+                    or end > MAX_TIME_NS
+                    or (span.events and max(e.time_unix_nano for e in span.events) > MAX_TIME_NS)
                 ):
                     raise PayloadError(_bad_span(span, f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"))
                 attrs = attributes(span.attributes)
+                if redaction is not None:
+                    attrs = redaction.value(attrs)
                 if prices is not None and sc.COST_USD not in attrs:
                     _add_cost(attrs, prices, on_unpriced)
                 events, links, status = span.events, span.links, span.status
@@ -231,13 +290,16 @@ def trace_rows(
                     attrs,
                     end - start if end > start else 0,
                     statuses[code] if 0 <= code < 3 else "Unset",
-                    status.message,
+                    redaction(status.message) if redaction is not None and status.message else status.message,
                 ]
                 if events:
                     row += (
                         [_datetime64(e.time_unix_nano) for e in events],
                         [e.name for e in events],
-                        [attributes(e.attributes) for e in events],
+                        [
+                            attributes(e.attributes) if redaction is None else redaction.value(attributes(e.attributes))
+                            for e in events
+                        ],
                     )
                 else:
                     row += (_NO_ITEMS, _NO_ITEMS, _NO_ITEMS)
@@ -256,11 +318,14 @@ def trace_rows(
 
 def _int(value: Any) -> int | None:
     kind = type(value)
-    if kind is int:
+    if kind is str and value.isdigit() and len(value) < 20:
+        value, kind = int(value), int
+    if kind is int and 0 <= value <= _MAX_TOKENS:
         return value
-    if kind is str and value.isdigit():
-        return int(value)
-    return None
+    return None  # absent, not a count, or too big to price: the span counts as unpriced
+
+
+_MAX_TOKENS = 2**63 - 1  # a larger "count" would overflow the float cost (OverflowError, a 500 before)
 
 
 _COST_MODEL_KEYS = (sc.GEN_AI_RESPONSE_MODEL, sc.GEN_AI_REQUEST_MODEL)
@@ -354,9 +419,21 @@ METRIC_COLUMNS: dict[str, list[str]] = {
 }
 
 
-def _number(point: Any) -> float:
+def _float(number: float) -> float | str:
+    """A Float64 cell: NaN and infinities as the text ClickHouse reads back as such (JSON has no literal)."""
+    return number if number - number == 0.0 else _NON_FINITE_FLOAT[str(number)]
+
+
+def _floats(numbers: Iterable[float]) -> list[float | str]:
+    values: list[Any] = list(numbers)
+    if any(v - v != 0.0 for v in values):
+        return [_float(v) for v in values]
+    return values
+
+
+def _number(point: Any) -> float | str:
     kind = point.WhichOneof("value")
-    return float(getattr(point, kind)) if kind else 0.0
+    return _float(float(getattr(point, kind))) if kind else 0.0
 
 
 def _exemplars(points_exemplars: Any, seconds: bool) -> list[Any]:
@@ -379,17 +456,50 @@ def _seconds(ns: int) -> int:
     return ns // 1_000_000_000
 
 
+_JSON_KIND = {
+    "gauge": "gauge",
+    "sum": "sum",
+    "histogram": "histogram",
+    "exponential_histogram": "exponentialHistogram",
+    "summary": "summary",
+}
+
+
+def _bad_point_time(point: Any, seconds: bool, where: str) -> None:
+    """``PayloadError`` naming the field when a time is past what the point's table holds.
+
+    ``timeUnixNano`` is the row's TTL and partition time (DateTime); the start time and exemplar
+    times are DateTime64(9) columns (to 2262), except in the exponential-histogram table, whose times
+    are all DateTime.
+    """
+    other_limit, other_last = (MAX_DATETIME_NS, _LAST_DATETIME) if seconds else (MAX_TIME_NS, _LAST_DATETIME64)
+    if point.time_unix_nano > MAX_DATETIME_NS:
+        raise PayloadError(
+            f"{where}: timeUnixNano {point.time_unix_nano} is after {_LAST_DATETIME}, the latest time the "
+            "store's DateTime columns (TTL, partition; they end in 2106) take"
+        )
+    if point.start_time_unix_nano > other_limit:
+        raise PayloadError(f"{where}: startTimeUnixNano {point.start_time_unix_nano} is after {other_last}")
+    for e, exemplar in enumerate(getattr(point, "exemplars", ())):
+        if exemplar.time_unix_nano > other_limit:
+            raise PayloadError(f"{where}.exemplars[{e}]: timeUnixNano {exemplar.time_unix_nano} is after {other_last}")
+
+
 def metric_rows(request: ExportMetricsServiceRequest) -> list[EncodedRows]:
-    """Data points of every metric as rows of the collector's ``otel_metrics_*`` tables."""
+    """Data points of every metric as rows of the collector's ``otel_metrics_*`` tables.
+
+    A time past what its column holds is a ``PayloadError`` naming the field (the whole request is
+    refused, as for spans); NaN and infinite values are stored as such.
+    """
     lines = {table: RowBuffer() for table in METRIC_COLUMNS}
-    for resource_metrics in request.resource_metrics:
+    for r, resource_metrics in enumerate(request.resource_metrics):
         resource = attributes(resource_metrics.resource.attributes)
         service = resource.get("service.name", "")
         service = service if isinstance(service, str) else str(service)
-        for scope_metrics in resource_metrics.scope_metrics:
+        for s, scope_metrics in enumerate(resource_metrics.scope_metrics):
             scope = scope_metrics.scope
             scope_attributes = attributes(scope.attributes)
-            for metric in scope_metrics.metrics:
+            for m, metric in enumerate(scope_metrics.metrics):
                 kind = metric.WhichOneof("data")
                 if kind is None:
                     continue
@@ -411,7 +521,20 @@ def metric_rows(request: ExportMetricsServiceRequest) -> list[EncodedRows]:
                     metric.unit,
                 ]
 
-                for point in data.data_points:
+                for p, point in enumerate(data.data_points):
+                    if (
+                        point.time_unix_nano > MAX_DATETIME_NS
+                        or point.start_time_unix_nano > MAX_DATETIME_NS
+                        or (
+                            kind != "summary"  # the one point type without exemplars
+                            and point.exemplars
+                            and max(e.time_unix_nano for e in point.exemplars) > MAX_DATETIME_NS
+                        )
+                    ):
+                        where = (
+                            f"resourceMetrics[{r}].scopeMetrics[{s}].metrics[{m}].{_JSON_KIND[kind]}.dataPoints[{p}]"
+                        )
+                        _bad_point_time(point, seconds, where)
                     if kind == "gauge":
                         row = [
                             *head,
@@ -437,13 +560,13 @@ def metric_rows(request: ExportMetricsServiceRequest) -> list[EncodedRows]:
                             *head,
                             *_point_columns(point, stamp),
                             point.count,
-                            point.sum,
+                            _float(point.sum),
                             list(point.bucket_counts),
-                            list(point.explicit_bounds),
+                            _floats(point.explicit_bounds),
                             *_exemplars(point.exemplars, False),
                             point.flags,
-                            point.min,
-                            point.max,
+                            _float(point.min),
+                            _float(point.max),
                             data.aggregation_temporality,
                         ]
                         lines["otel_metrics_histogram"].append(row)
@@ -452,7 +575,7 @@ def metric_rows(request: ExportMetricsServiceRequest) -> list[EncodedRows]:
                             *head,
                             *_point_columns(point, stamp),
                             point.count,
-                            point.sum,
+                            _float(point.sum),
                             point.scale,
                             point.zero_count,
                             point.positive.offset,
@@ -461,8 +584,8 @@ def metric_rows(request: ExportMetricsServiceRequest) -> list[EncodedRows]:
                             list(point.negative.bucket_counts),
                             *_exemplars(point.exemplars, True),
                             point.flags,
-                            point.min,
-                            point.max,
+                            _float(point.min),
+                            _float(point.max),
                             data.aggregation_temporality,
                         ]
                         lines["otel_metrics_exp_histogram"].append(row)
@@ -471,9 +594,9 @@ def metric_rows(request: ExportMetricsServiceRequest) -> list[EncodedRows]:
                             *head,
                             *_point_columns(point, stamp),
                             point.count,
-                            point.sum,
-                            [q.quantile for q in point.quantile_values],
-                            [q.value for q in point.quantile_values],
+                            _float(point.sum),
+                            _floats(q.quantile for q in point.quantile_values),
+                            _floats(q.value for q in point.quantile_values),
                             point.flags,
                         ]
                         lines["otel_metrics_summary"].append(row)

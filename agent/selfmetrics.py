@@ -36,12 +36,19 @@ class TickStats:
 
 class SidecarCollector(Collector):
     def __init__(
-        self, pipeline_stats: Callable[[], Stats], receiver: ReceiverStats, ticks: TickStats, ready: Callable[[], bool]
+        self,
+        pipeline_stats: Callable[[], Stats],
+        receiver: ReceiverStats,
+        ticks: TickStats,
+        ready: Callable[[], bool],
+        *,
+        wal: Callable[[], dict[str, float] | None] = lambda: None,
     ) -> None:
         self._pipeline_stats = pipeline_stats
         self._receiver = receiver
         self._ticks = ticks
         self._ready = ready
+        self._wal = wal  # the write-ahead log's figures (Sidecar._wal_stats); None when durable is off
 
     def collect(self) -> Iterator[Any]:
         stats = self._pipeline_stats()
@@ -80,6 +87,8 @@ class SidecarCollector(Collector):
         for (path, status), count in sorted(self._receiver.requests.items()):
             requests.add_metric([path, str(status)], count)
         yield requests
+        yield from self._limits()
+        yield from self._wal_metrics()
         ticks = SummaryMetricFamily(
             "llmpulse_collector_tick_seconds", "Cost of one collector tick", labels=["collector"]
         )
@@ -92,3 +101,62 @@ class SidecarCollector(Collector):
         yield ticks
         yield errors
         yield rows
+
+    def _limits(self) -> Iterator[Any]:
+        receiver = self._receiver
+        yield GaugeMetricFamily(
+            "llmpulse_open_connections", "HTTP connections open now", value=receiver.open_connections()
+        )
+        yield CounterMetricFamily(
+            "llmpulse_refused_connections",
+            "Connections answered 503 and closed because max_connections were open",
+            value=receiver.connections_refused,
+        )
+        yield GaugeMetricFamily(
+            "llmpulse_inflight_body_bytes",
+            "Request body bytes held now (capped by max_inflight_bytes)",
+            value=receiver.inflight_bytes,
+        )
+        yield GaugeMetricFamily(
+            "llmpulse_inflight_body_bytes_peak",
+            "Most request body bytes held at once since the start",
+            value=receiver.inflight_bytes_peak,
+        )
+
+    def _wal_metrics(self) -> Iterator[Any]:
+        wal = self._wal()
+        if wal is None:
+            return
+        yield GaugeMetricFamily("llmpulse_wal_bytes", "Size of the write-ahead log on disk", value=wal["bytes"])
+        yield GaugeMetricFamily(
+            "llmpulse_wal_replay_pending_records",
+            "Records an earlier run left in the write-ahead log, not yet queued again",
+            value=wal["recovered_records"],
+        )
+        yield CounterMetricFamily(
+            "llmpulse_wal_records",
+            "Records (requests, batch seals, release marks) written to the write-ahead log",
+            value=wal["records_written"],
+        )
+        yield CounterMetricFamily(
+            "llmpulse_wal_written_bytes", "Bytes written to the write-ahead log", value=wal["bytes_written"]
+        )
+        yield CounterMetricFamily("llmpulse_wal_fsyncs", "fsync calls of the write-ahead log", value=wal["fsyncs"])
+        yield CounterMetricFamily(
+            "llmpulse_wal_write_errors", "Write-ahead log writes that failed (answered 503)", value=wal["write_errors"]
+        )
+        yield CounterMetricFamily(
+            "llmpulse_wal_torn_bytes_cut",
+            "Bytes of unfinished writes cut from the log's end at start (never acknowledged)",
+            value=wal["torn_bytes_cut"],
+        )
+        yield CounterMetricFamily(
+            "llmpulse_wal_replayed_records",
+            "Records of an earlier run queued again from the write-ahead log",
+            value=wal["replayed_records"],
+        )
+        yield CounterMetricFamily(
+            "llmpulse_wal_replayed_rows",
+            "Rows of an earlier run queued again from the write-ahead log",
+            value=wal["replayed_rows"],
+        )

@@ -22,9 +22,11 @@ from ._log import logger
 from .clickhouse import rows_to_batch
 from .pipeline import Pipeline
 from .prices import PriceTable
-from .receiver import OtlpReceiver
+from .receiver import OtlpReceiver, serve
+from .redaction import Redaction
 from .selfmetrics import SidecarCollector, TickStats
 from .sidecar_config import SidecarConfig
+from .wal import DurableSink, WriteAheadLog
 
 Rows = dict[str, list[dict[str, Any]]]
 
@@ -43,17 +45,28 @@ class Sidecar:
         self.config = config
         self.pipeline = Pipeline(config.pipeline, version=version)
         prices = PriceTable.vendored()
+        # Durable: a 200 means the request is in the write-ahead log (replayed after a crash); else in memory.
+        self.wal: WriteAheadLog | None = None
+        self.durable: DurableSink | None = None
+        sink: Callable[..., Any] = self.pipeline.submit_rows
+        if config.durable:
+            self.durable = sink = DurableSink(None, self.pipeline)  # the log is opened with the store
         self.receiver = OtlpReceiver(
-            self.pipeline.submit_rows,
+            sink,
             max_body_bytes=config.max_body_bytes,
+            max_inflight_bytes=config.max_inflight_bytes,
             auth_token=config.auth_token,
+            metrics_without_auth=config.metrics_without_auth,
             prices=prices,
+            redaction=Redaction(categories=config.pipeline.redact_categories) if config.redact_otlp else None,
         )
         self.ticks = TickStats()
         self._nvml = nvml
         self._fetch = fetch
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.AbstractServer | None = None
+        self.wal_replayed = (0, 0)  # records and rows of an earlier run queued from the write-ahead log
         self._closers: list[Callable[[], None]] = []
         self.port: int | None = None
         self._stopped = asyncio.Event()
@@ -64,10 +77,20 @@ class Sidecar:
     def open_store(self) -> None:
         """Open the store and apply the schema now; raises when it cannot be opened (CLI exits 1)."""
         self.pipeline.open_store()
+        self._open_wal()
+
+    def _open_wal(self) -> None:
+        """Open the write-ahead log (after the store: an agent that cannot have the store leaves the log alone)."""
+        if self.durable is None or self.wal is not None:
+            return
+        config = self.config
+        self.wal = WriteAheadLog(config.wal_dir, fsync=config.wal_fsync, max_bytes=config.wal_max_bytes)
+        self.durable.log = self.wal
 
     async def start(self) -> None:
         from prometheus_client import CollectorRegistry
 
+        self._open_wal()
         app = web.Application(client_max_size=self.config.max_body_bytes)
         self.receiver.add_routes(app)
         app.router.add_get("/metrics", self._metrics)
@@ -75,17 +98,43 @@ class Sidecar:
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/dashboard", self._dashboard)
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(SidecarCollector(self.pipeline.snapshot, self.receiver.stats, self.ticks, self.ready))
+        registry.register(
+            SidecarCollector(self.pipeline.snapshot, self.receiver.stats, self.ticks, self.ready, wal=self._wal_stats)
+        )
         self._metrics_registry = registry
         # OTLP bodies are decompressed by the receiver itself, with the size limit applied to the output.
         self._runner = web.AppRunner(
-            app, auto_decompress=False, access_log=None, handle_signals=False, shutdown_timeout=5.0
+            app,
+            auto_decompress=False,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=5.0,
+            keepalive_timeout=self.config.idle_timeout,
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.port)
-        await site.start()
-        self.port = self._runner.addresses[0][1] if self._runner.addresses else self.config.port
+        self._listener = await serve(
+            self._runner,
+            self.config.host,
+            self.config.port,
+            max_connections=self.config.max_connections,
+            stats=self.receiver.stats,
+        )
+        sockets = self._listener.sockets
+        self.port = sockets[0].getsockname()[1] if sockets else self.config.port
+        if not self.config.auth_token and not _is_loopback(self.config.host):
+            logger.warning(
+                "llmpulse agent: listening on %s without --auth-token: anyone who can reach the port can write "
+                "spans and read /dashboard and /metrics; set a token or bind to 127.0.0.1",
+                self.config.host,
+            )
+        if self.config.sources.get("auth_token") == "--auth-token":
+            logger.warning(
+                "llmpulse agent: --auth-token on the command line is visible to every user of this machine "
+                "(ps, /proc); put it in a file and pass --auth-token-file, or set $LLMPULSE_AGENT_TOKEN"
+            )
         self._start_collectors()
+        if self.durable is not None:
+            self._tasks.append(asyncio.ensure_future(self._replay_wal(self.durable)))
         logger.warning(
             "llmpulse agent: listening on %s:%s (OTLP/HTTP /v1/traces /v1/metrics, /metrics, /healthz, /readyz), store %s",
             self.config.host,
@@ -100,8 +149,10 @@ class Sidecar:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._listener is not None:
+            self._listener.close()  # no new connections
         if self._runner is not None:
-            await self._runner.cleanup()  # closes the listener, lets requests in flight finish
+            await self._runner.cleanup()  # lets requests in flight finish, closes the connections
         self.receiver.close()
         for close in self._closers:
             try:
@@ -111,6 +162,8 @@ class Sidecar:
         left = max(self.config.shutdown_timeout - (time.monotonic() - started), 0.5)
         loop = asyncio.get_running_loop()
         finished = await loop.run_in_executor(None, self.pipeline.shutdown, left)
+        if self.wal is not None:
+            await loop.run_in_executor(None, self.wal.close)  # what is not settled stays for the next start
         stats = self.pipeline.snapshot()
         logger.warning(
             "llmpulse agent: stopped; %d rows stored, %d spooled for later, %d dropped",
@@ -133,6 +186,41 @@ class Sidecar:
         await self.start()
         await stop.wait()
         return await self.stop()
+
+    async def _replay_wal(self, durable: DurableSink) -> None:
+        """Queue what a previous run acknowledged and did not settle; its batches keep their tokens."""
+        try:
+            records, rows = await durable.replay()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.error(
+                "llmpulse agent: replaying the write-ahead log failed; it is tried again at the next start",
+                exc_info=True,
+            )
+            return
+        self.wal_replayed = (records, rows)
+        logger.warning(
+            "llmpulse agent: write-ahead log replayed: %d records, %d rows from an earlier run", records, rows
+        )
+
+    def _wal_stats(self) -> dict[str, float] | None:
+        """What /metrics shows of the write-ahead log (None when durable is off or the log is not open)."""
+        wal = self.wal
+        if wal is None:
+            return None
+        stats = wal.stats
+        return {
+            "bytes": wal.size_bytes(),
+            "records_written": stats.records,
+            "bytes_written": stats.bytes_written,
+            "fsyncs": stats.fsyncs,
+            "write_errors": stats.write_errors,
+            "torn_bytes_cut": stats.torn_bytes_cut,
+            "replayed_records": self.wal_replayed[0],
+            "replayed_rows": self.wal_replayed[1],
+            "recovered_records": sum(len(item.seqs) for item in wal.recovered),
+        }
 
     # --- HTTP ------------------------------------------------------------------------------------
 
@@ -261,3 +349,15 @@ class Sidecar:
             client.close()
         alerts = sum(1 for result in results if result.alert)
         logger.warning("llmpulse agent: scheduled analysis wrote %d results, %d alerting", len(results), alerts)
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` only listens on this machine (a name is taken as loopback only if it is localhost)."""
+    import ipaddress
+
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -7,7 +7,7 @@ from typing import Any
 
 from .sidecar_config import SETTINGS
 
-_FLAG_TYPES = {"scrape": "append"}
+_FLAG_TYPES = {"scrape": "append", "metrics_without_auth": "switch"}
 
 
 def register(verbs: Any) -> None:
@@ -24,6 +24,8 @@ def register(verbs: Any) -> None:
         where = f" [${env}]" if env else ""
         if _FLAG_TYPES.get(name) == "append":
             parser.add_argument(flag, dest=name, action="append", help=f"{text}; repeatable{where}")
+        elif _FLAG_TYPES.get(name) == "switch":  # a bare flag turns it on; "--flag false" also works
+            parser.add_argument(flag, dest=name, nargs="?", const="true", metavar="BOOL", help=text + where)
         else:
             parser.add_argument(flag, dest=name, help=text + where)
     parser.set_defaults(handler=run)

@@ -19,6 +19,7 @@ from .config import Config, ConfigError, build_config
 ENV_CONFIG_FILE = "LLMPULSE_AGENT_CONFIG"
 GPU_MODES = ("auto", "on", "off")
 ENGINES = ("auto", "vllm", "tgi")
+WAL_FSYNC = ("always", "batch", "off")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
@@ -28,8 +29,26 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "database": ("LLMPULSE_DATABASE", "database name (default: from the DSN, else 'llmpulse')"),
     "host": ("LLMPULSE_AGENT_HOST", "address to listen on (default 0.0.0.0)"),
     "port": ("LLMPULSE_AGENT_PORT", "OTLP/HTTP and /metrics port (default 4318)"),
-    "auth_token": ("LLMPULSE_AGENT_TOKEN", "require 'Authorization: Bearer TOKEN' on /v1/* (default: none)"),
+    "auth_token": (
+        "LLMPULSE_AGENT_TOKEN",
+        "require 'Authorization: Bearer TOKEN' on every endpoint but /healthz (default: none); a flag is "
+        "visible in ps, prefer the variable or auth_token_file",
+    ),
+    "auth_token_file": ("LLMPULSE_AGENT_TOKEN_FILE", "read auth_token from this file (default: none)"),
+    "metrics_without_auth": (
+        "LLMPULSE_AGENT_METRICS_WITHOUT_AUTH",
+        "serve /metrics without the token, for a scraper that has none (default false)",
+    ),
     "max_body_bytes": ("LLMPULSE_AGENT_MAX_BODY_BYTES", "largest OTLP body, after decompression (default 64 MiB)"),
+    "max_inflight_bytes": (
+        "LLMPULSE_AGENT_MAX_INFLIGHT_BYTES",
+        "request body bytes held at once across all requests; past it 503 (default 256 MiB)",
+    ),
+    "max_connections": ("LLMPULSE_AGENT_MAX_CONNECTIONS", "open connections; past it 503 and closed (default 256)"),
+    "idle_timeout": (
+        "LLMPULSE_AGENT_IDLE_TIMEOUT",
+        "close a connection that sends no complete request headers for this long (default 15s)",
+    ),
     "gpu": ("LLMPULSE_GPU", "GPU collection: auto (if a driver is found), on (required), off (default auto)"),
     "gpu_interval": ("LLMPULSE_GPU_INTERVAL", "seconds between GPU samples (default 5)"),
     "gpu_pcie": ("LLMPULSE_GPU_PCIE", "read PCIe throughput (NVML samples 20 ms per call) (default true)"),
@@ -43,6 +62,11 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "spool_dir": ("LLMPULSE_SPOOL_DIR", "where batches wait while the store is down (default ./.llmpulse/spool)"),
     "spool_max_bytes": ("LLMPULSE_SPOOL_MAX_BYTES", "spool size cap in bytes (default 512 MiB)"),
     "max_queue_size": ("LLMPULSE_MAX_QUEUE_SIZE", "rows held in memory before 503 (default 50000)"),
+    "redact_otlp": ("LLMPULSE_REDACT_OTLP", "redact secrets and e-mails in received OTLP content (default true)"),
+    "durable": ("LLMPULSE_DURABLE", "answer 200 only once a request is in the write-ahead log (default true)"),
+    "wal_dir": ("LLMPULSE_WAL_DIR", "write-ahead log directory (default: 'wal' next to spool_dir)"),
+    "wal_fsync": ("LLMPULSE_WAL_FSYNC", "fsync of the write-ahead log: always, batch or off (default batch)"),
+    "wal_max_bytes": ("LLMPULSE_WAL_MAX_BYTES", "write-ahead log size cap in bytes; past it 503 (default 512 MiB)"),
     "batch_size": ("LLMPULSE_BATCH_SIZE", "rows per insert (default 10000)"),
     "flush_interval": ("LLMPULSE_FLUSH_INTERVAL", "seconds between inserts of a partial batch (default 1)"),
     "shutdown_timeout": ("LLMPULSE_AGENT_SHUTDOWN_TIMEOUT", "seconds to flush on SIGTERM before exiting (default 10)"),
@@ -66,8 +90,12 @@ class SidecarConfig:
     pipeline: Config
     host: str = "0.0.0.0"
     port: int = 4318
-    auth_token: str | None = None
+    auth_token: str | None = None  # from auth_token or the file auth_token_file names; never logged
+    metrics_without_auth: bool = False
     max_body_bytes: int = 64 * 1024 * 1024
+    max_inflight_bytes: int = 256 * 1024 * 1024
+    max_connections: int = 256
+    idle_timeout: float = 15.0
     gpu: str = "auto"
     gpu_interval: float = 5.0
     gpu_pcie: bool = True
@@ -77,6 +105,11 @@ class SidecarConfig:
     analyze_window: str = "1h"
     analyze_reference: str = "7d"
     shutdown_timeout: float = 10.0
+    redact_otlp: bool = True
+    durable: bool = True
+    wal_dir: str = ""  # filled in by build_sidecar_config: <spool_dir>/../wal unless set
+    wal_fsync: str = "batch"
+    wal_max_bytes: int = 512 * 1024 * 1024
     sources: dict[str, str] = field(default_factory=dict)  # setting -> "flag" | "$ENV" | "FILE" (for messages)
 
 
@@ -168,6 +201,79 @@ def _targets(value: Any, source: str, engine: str, model: str | None) -> tuple[S
     return tuple(targets)
 
 
+def _wal_settings(values: Mapping[str, Any], src: Any, spool_dir: str) -> dict[str, Any]:
+    """The write-ahead log's settings; its directory defaults to ``wal`` beside the spool directory."""
+    settings: dict[str, Any] = {}
+    if "durable" in values:
+        settings["durable"] = _flag("durable", values["durable"], src("durable"))
+    wal_dir = str(values.get("wal_dir", "")).strip()
+    settings["wal_dir"] = os.path.abspath(wal_dir or os.path.join(os.path.dirname(spool_dir), "wal"))
+    if os.path.exists(settings["wal_dir"]) and not os.path.isdir(settings["wal_dir"]):
+        raise ConfigError(f"{_where('wal_dir', src('wal_dir'))} {settings['wal_dir']!r} exists and is not a directory")
+    if "wal_fsync" in values:
+        fsync = "off" if values["wal_fsync"] is False else values["wal_fsync"]  # YAML reads a bare off as false
+        settings["wal_fsync"] = _choice("wal_fsync", fsync, src("wal_fsync"), WAL_FSYNC)
+    if "wal_max_bytes" in values:
+        settings["wal_max_bytes"] = _int("wal_max_bytes", values["wal_max_bytes"], src("wal_max_bytes"), 1 << 20, 2**40)
+    return settings
+
+
+def _auth_settings(values: Mapping[str, Any], src: Any) -> dict[str, Any]:
+    """The token, given directly or in a file (one of the two), and whether /metrics is open without it.
+
+    Messages name the setting and the file, never the token.
+    """
+    settings: dict[str, Any] = {}
+    if "auth_token" in values and "auth_token_file" in values:
+        raise ConfigError(
+            f"give one of {_where('auth_token', src('auth_token'))} and "
+            f"{_where('auth_token_file', src('auth_token_file'))}, not both"
+        )
+    name = "auth_token_file" if "auth_token_file" in values else "auth_token"
+    if name in values:
+        token = str(values[name])
+        if name == "auth_token_file":
+            path = os.path.expanduser(token.strip())
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    token = handle.read(65_537)
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+                raise ConfigError(f"{_where(name, src(name))}: token file {path!r} cannot be read: {reason}") from None
+        token = token.strip()
+        if not token or len(token) > 65_536 or any(c.isspace() or not c.isprintable() for c in token):
+            what = f"the token in {_where(name, src(name))}" if name == "auth_token_file" else _where(name, src(name))
+            raise ConfigError(f"{what} must be a non-empty token without spaces (printable, at most 64 KiB)")
+        settings["auth_token"] = token
+    if "metrics_without_auth" in values:
+        settings["metrics_without_auth"] = _flag(
+            "metrics_without_auth", values["metrics_without_auth"], src("metrics_without_auth")
+        )
+    return settings
+
+
+def _limit_settings(values: Mapping[str, Any], src: Any, max_body_bytes: int) -> dict[str, Any]:
+    """Connection and in-flight byte caps and the idle timeout; the byte cap must hold one largest body."""
+    settings: dict[str, Any] = {}
+    if "max_inflight_bytes" in values:
+        settings["max_inflight_bytes"] = _int(
+            "max_inflight_bytes", values["max_inflight_bytes"], src("max_inflight_bytes"), 1024, 2**40
+        )
+    inflight = settings.get("max_inflight_bytes", SidecarConfig.max_inflight_bytes)
+    if inflight < max_body_bytes:
+        raise ConfigError(
+            f"{_where('max_inflight_bytes', src('max_inflight_bytes'))} ({inflight}) must be at least "
+            f"max_body_bytes ({max_body_bytes}), or a largest body could never be taken"
+        )
+    if "max_connections" in values:
+        settings["max_connections"] = _int(
+            "max_connections", values["max_connections"], src("max_connections"), 1, 1_000_000
+        )
+    if "idle_timeout" in values:
+        settings["idle_timeout"] = parse_duration("idle_timeout", values["idle_timeout"], src("idle_timeout"))
+    return settings
+
+
 def load_file(path: str) -> dict[str, Any]:
     """The YAML file's settings; unknown keys and bad YAML are errors naming the file."""
     import yaml
@@ -238,15 +344,12 @@ def build_sidecar_config(
         settings["host"] = host
     if "port" in values:
         settings["port"] = _int("port", values["port"], src("port"), 0, 65535)
-    if "auth_token" in values:
-        token = str(values["auth_token"]).strip()
-        if not token or any(c.isspace() for c in token):
-            raise ConfigError(f"{_where('auth_token', src('auth_token'))} must be a non-empty token without spaces")
-        settings["auth_token"] = token
+    settings.update(_auth_settings(values, src))
     if "max_body_bytes" in values:
         settings["max_body_bytes"] = _int(
             "max_body_bytes", values["max_body_bytes"], src("max_body_bytes"), 1024, 2**31
         )
+    settings.update(_limit_settings(values, src, settings.get("max_body_bytes", SidecarConfig.max_body_bytes)))
     if "gpu" in values:
         gpu = values["gpu"]
         gpu = {True: "on", False: "off"}.get(gpu, gpu) if isinstance(gpu, bool) else gpu
@@ -264,6 +367,9 @@ def build_sidecar_config(
             settings[name] = str(values[name]).strip()
     if "gpu_pcie" in values:
         settings["gpu_pcie"] = _flag("gpu_pcie", values["gpu_pcie"], src("gpu_pcie"))
+    if "redact_otlp" in values:
+        settings["redact_otlp"] = _flag("redact_otlp", values["redact_otlp"], src("redact_otlp"))
+    settings.update(_wal_settings(values, src, pipeline.spool_dir))
     model = str(values["scrape_model"]).strip() or None if "scrape_model" in values else None
     if "scrape" in values:
         settings["scrape"] = _targets(values["scrape"], src("scrape"), engine, model)

@@ -336,3 +336,146 @@ def test_dashboard_page_is_served_from_the_store(sidecar: Any) -> None:
     assert "<svg" in html
     bad = sidecar.get("/dashboard?window=forever")
     assert bad.status == 400 and "bad window" in bad.data.decode()
+
+
+def _json_span(trace_byte: int, **fields: Any) -> dict[str, Any]:
+    now = time.time_ns()
+    return {
+        "traceId": f"{trace_byte:02x}" * 16,
+        "spanId": "ab" * 8,
+        "name": "hostile",
+        "startTimeUnixNano": str(now),
+        "endTimeUnixNano": str(now + 1000),
+        **fields,
+    }
+
+
+def _json_traces(*spans: dict[str, Any]) -> bytes:
+    return json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": list(spans)}]}]}).encode()
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+def test_every_gzip_member_is_read_and_trailing_garbage_is_refused(sidecar: Any, ch: Any, database: str) -> None:
+    """Issue 10 defect 10: only the first member was read (10 of 17 spans stored) and trailing bytes were accepted."""
+    first = encode_spans(make_spans(10)).SerializeToString()
+    second = encode_spans(make_spans(7)).SerializeToString()
+    body = gzip.compress(first) + gzip.compress(second)  # concatenated protobuf messages merge their spans
+    assert sidecar.post("/v1/traces", body, {**PROTOBUF, "Content-Encoding": "gzip"}).status == 200
+
+    answer = sidecar.post("/v1/traces", gzip.compress(first) + b"garbage!", {**PROTOBUF, "Content-Encoding": "gzip"})
+    assert answer.status == 400
+    assert "trailing data" in _status(answer).message
+    assert sidecar.flush()
+    assert count(ch, database, "otel_traces") == 17
+
+
+def test_gzip_bomb_split_across_members_is_cut_off(store_dsn: str, database: str, tmp_path: Path, ch: Any) -> None:
+    apply(ch, SchemaOptions(database=database))
+    with running_sidecar(store_dsn, database, tmp_path, max_body_bytes=64 * 1024) as sidecar:
+        member = gzip.compress(b"\0" * (40 * 1024))  # each member under the limit, their sum over it
+        answer = sidecar.post("/v1/traces", member * 3, {**PROTOBUF, "Content-Encoding": "gzip"})
+        assert answer.status == 413
+
+
+def test_times_past_datetime64_are_refused_with_400_naming_the_field(sidecar: Any, ch: Any, database: str) -> None:
+    """Issue 10 defect 1: a span after 2262-04-11 was answered 200 and then refused by ClickHouse."""
+    late = str(2**63 + 5)
+    for span, field_name in (
+        (_json_span(1, startTimeUnixNano=late, endTimeUnixNano=late), "startTimeUnixNano"),
+        (_json_span(2, endTimeUnixNano=late), "endTimeUnixNano"),
+        (_json_span(3, events=[{"name": "e", "timeUnixNano": late}]), "timeUnixNano"),
+    ):
+        answer = sidecar.post("/v1/traces", _json_traces(span), JSON)
+        assert answer.status == 400, span
+        assert field_name in json.loads(answer.data)["message"]
+    edge = str(2**63 - 1)  # the last instant DateTime64(9) holds is stored
+    assert sidecar.post("/v1/traces", _json_traces(_json_span(4, endTimeUnixNano=edge)), JSON).status == 200
+    assert sidecar.flush()
+    assert count(ch, database, "otel_traces") == 1
+
+
+def test_deep_nesting_and_huge_numbers_get_400_not_500_or_415(sidecar: Any, ch: Any, database: str) -> None:
+    """Issue 10 defect 9: deep JSON was a 500 (RecursionError), a 400-digit token count a 500, ValueErrors 415."""
+    levels = 240  # about 1,000 JSON levels, written as text: json.dumps itself would recurse too deep
+    deep = '{"kvlistValue": {"values": [{"key": "k", "value": ' * levels + '{"stringValue": "x"}' + "}]}}" * levels
+    text = _json_traces(_json_span(5, attributes=[{"key": "a", "value": "DEEP"}])).decode()
+    answer = sidecar.post("/v1/traces", text.replace('"DEEP"', deep).encode(), JSON)
+    assert answer.status == 400
+
+    huge = {"intValue": "9" * 400}
+    span = _json_span(
+        6,
+        attributes=[
+            {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o-mini"}},
+            {"key": "gen_ai.usage.input_tokens", "value": huge},
+        ],
+    )
+    answer = sidecar.post("/v1/traces", _json_traces(span), JSON)
+    assert answer.status == 400
+    big_count = _json_span(
+        7,
+        attributes=[
+            {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o-mini"}},
+            {"key": "gen_ai.usage.input_tokens", "value": {"stringValue": "9" * 400}},
+        ],
+    )
+    assert sidecar.post("/v1/traces", _json_traces(big_count), JSON).status == 200  # stored, unpriced
+    assert sidecar.post("/v1/traces", b"\x1f\x8b", {**PROTOBUF, "Content-Encoding": "gzip"}).status == 400
+    with pytest.raises(KeyError):  # no 500 was ever answered
+        sidecar.metric("llmpulse_http_requests_total", path="/v1/traces", code="500")
+    assert sidecar.flush()
+    assert count(ch, database, "otel_traces") == 1
+
+
+def test_bearer_scheme_is_case_insensitive(store_dsn: str, database: str, tmp_path: Path, ch: Any) -> None:
+    """Issue 10 defect 6 (RFC 6750): ``bearer`` in lower case was refused with 401."""
+    apply(ch, SchemaOptions(database=database))
+    with running_sidecar(store_dsn, database, tmp_path, auth_token="s3cret-token") as sidecar:
+        body = encode_spans(make_spans(2)).SerializeToString()
+        assert sidecar.post("/v1/traces", body, {**PROTOBUF, "Authorization": "bearer s3cret-token"}).status == 200
+        assert sidecar.post("/v1/traces", body, {**PROTOBUF, "Authorization": "Basic s3cret-token"}).status == 401
+
+
+def test_with_a_token_every_endpoint_but_healthz_needs_it(
+    store_dsn: str, database: str, tmp_path: Path, ch: Any
+) -> None:
+    """Issue 10 defect 6: /dashboard, /metrics and /readyz answered without the token."""
+    apply(ch, SchemaOptions(database=database))
+    with running_sidecar(store_dsn, database, tmp_path, auth_token="s3cret-token") as sidecar:
+        for path in ("/dashboard", "/metrics", "/readyz"):
+            assert sidecar.get(path).status == 401, path
+            authorized = sidecar.http.request(
+                "GET", sidecar.url + path, headers={"Authorization": "bearer s3cret-token"}
+            )
+            assert authorized.status == 200, path
+        assert sidecar.get("/healthz").status == 200
+
+
+def test_listening_beyond_loopback_without_a_token_warns(
+    store_dsn: str, database: str, tmp_path: Path, ch: Any, caplog: Any
+) -> None:
+    """Issue 10 defect 6: 0.0.0.0 without a token started silently."""
+    apply(ch, SchemaOptions(database=database))
+    with caplog.at_level("WARNING", logger="llmpulse"):
+        with running_sidecar(store_dsn, database, tmp_path, host="0.0.0.0"):
+            pass
+    assert any("without --auth-token" in record.getMessage() for record in caplog.records)
+
+
+def test_idle_and_slow_loris_connections_are_closed(store_dsn: str, database: str, tmp_path: Path, ch: Any) -> None:
+    """Issue 10 defect 2: a connection that never sent a request (or only half its headers) stayed open forever."""
+    import socket
+
+    apply(ch, SchemaOptions(database=database))
+    with running_sidecar(store_dsn, database, tmp_path, idle_timeout="0.5s") as sidecar:
+        port = int(sidecar.url.rsplit(":", 1)[1])
+        idle = socket.create_connection(("127.0.0.1", port))
+        loris = socket.create_connection(("127.0.0.1", port))
+        loris.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+        for conn in (idle, loris):
+            conn.settimeout(30)
+            assert conn.recv(1024) == b""  # closed by the agent, not by the 30 s socket timeout (which raises)
+            conn.close()
+        assert sidecar.get("/healthz").status == 200
