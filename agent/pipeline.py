@@ -47,6 +47,10 @@ _MAX_INSERT_BATCHES = 5  # under backlog one insert takes up to this many batche
 _SPLIT_INSERT_BUDGET = 256  # inserts spent isolating the bad rows of one refused batch; past it the rest is filed
 _HOLD_BACKOFF_MIN_S = 0.5  # a batch neither the store nor the spool took is tried again after this, doubling
 _HOLD_BACKOFF_MAX_S = 30.0
+# Encoded rows (the sidecar's) are bounded in bytes as well as rows: a few huge OTLP bodies must not
+# hold gigabytes between the receiver and the store. One insert joins at most this many bytes of them.
+_MAX_QUEUE_BYTES = 64 * 1024 * 1024
+_MAX_INSERT_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -132,6 +136,7 @@ class Pipeline:
         self._queue: deque[Any] = deque()
         self._encoded: deque[Any] = deque()  # ready rows from the sidecar (EncodedRows), bounded by row count
         self._encoded_rows = 0
+        self._encoded_bytes = 0
         self._max_queue = self.config.max_queue_size
         self._batch_size = self.config.batch_size
         self._wake = threading.Event()
@@ -206,12 +211,19 @@ class Pipeline:
         if len(queue) >= self._batch_size and not self._wake.is_set():
             self._wake.set()
 
-    def has_room(self, count: int) -> bool:
-        """Whether ``submit_rows`` would take ``count`` more rows now (the durable sink asks before logging)."""
+    def has_room(self, count: int, size: int = 0) -> bool:
+        """Whether ``submit_rows`` would take ``count`` more rows of ``size`` bytes now (the durable sink asks
+        before logging)."""
         if self._stopped or self._stopping.is_set() or self._writer is None:
             return False
         with self._lock:
-            return not self._encoded_rows or self._encoded_rows + count <= self._max_queue
+            return self._fits(count, size)
+
+    def _fits(self, count: int, size: int) -> bool:
+        """Room for more encoded rows: under the row cap and the byte cap, or an empty queue (never refused forever)."""
+        if not self._encoded_rows:
+            return True
+        return self._encoded_rows + count <= self._max_queue and self._encoded_bytes + size <= _MAX_QUEUE_BYTES
 
     def submit_rows(self, batches: Sequence[Any], *, force: bool = False) -> bool:
         """Queue rows already encoded per table (``EncodedRows`` or ``Batch``: the sidecar's receiver and collectors).
@@ -227,11 +239,13 @@ class Pipeline:
         if self._stopped or self._stopping.is_set() or self._writer is None:
             return False
         count = sum(rows.count for rows in batches)
+        size = sum(len(rows.payload) for rows in batches)
         with self._lock:
-            if not force and self._encoded_rows and self._encoded_rows + count > self._max_queue:
+            if not force and not self._fits(count, size):
                 return False
             self._encoded.extend(rows for rows in batches if rows.count)
             self._encoded_rows += count
+            self._encoded_bytes += size
             wake = self._encoded_rows >= self._batch_size
         if wake and not self._wake.is_set():
             self._wake.set()
@@ -318,6 +332,7 @@ class Pipeline:
             self._encoded.clear()
             taken = self._encoded_rows
             self._encoded_rows = 0
+            self._encoded_bytes = 0
         if not chunks:
             return
         self._popped += taken
@@ -331,9 +346,14 @@ class Pipeline:
         for (_table, log), table_chunks in by_table.items():
             start = 0
             while start < len(table_chunks):
-                end, count = start + 1, table_chunks[start].count
-                while end < len(table_chunks) and count + table_chunks[end].count <= self._batch_size:
+                end, count, size = start + 1, table_chunks[start].count, len(table_chunks[start].payload)
+                while (
+                    end < len(table_chunks)
+                    and count + table_chunks[end].count <= self._batch_size
+                    and size + len(table_chunks[end].payload) <= _MAX_INSERT_BYTES
+                ):
                     count += table_chunks[end].count
+                    size += len(table_chunks[end].payload)
                     end += 1
                 group = table_chunks[start:end]
                 start = end
@@ -354,6 +374,7 @@ class Pipeline:
             with self._lock:
                 self._encoded.extend(group)
                 self._encoded_rows += batch.count
+                self._encoded_bytes += len(batch.payload)
                 self._popped -= batch.count
             return False
         batch.on_settled = log.releaser(seqs)

@@ -58,7 +58,7 @@ logger = logging.getLogger("llmpulse.receiver")
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024  # the OTLP spec's recommended limit, after decompression
 # Body bytes held by all requests at once (read, decoding, waiting for the log): 12 concurrent 63 MiB
 # bodies took the agent to 1.39 GB RSS before there was a cap.
-DEFAULT_MAX_INFLIGHT_BYTES = 256 * 1024 * 1024
+DEFAULT_MAX_INFLIGHT_BYTES = 128 * 1024 * 1024
 DEFAULT_MAX_CONNECTIONS = 256
 # aiohttp closes a connection that has not completed a request's headers this long after it opened or
 # after its last answer (its default is an hour: idle and slow-loris connections piled up until fds ran out)

@@ -42,7 +42,7 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "max_body_bytes": ("LLMPULSE_AGENT_MAX_BODY_BYTES", "largest OTLP body, after decompression (default 64 MiB)"),
     "max_inflight_bytes": (
         "LLMPULSE_AGENT_MAX_INFLIGHT_BYTES",
-        "request body bytes held at once across all requests; past it 503 (default 256 MiB)",
+        "request body bytes held at once across all requests; past it 503 (default 128 MiB)",
     ),
     "max_connections": ("LLMPULSE_AGENT_MAX_CONNECTIONS", "open connections; past it 503 and closed (default 256)"),
     "idle_timeout": (
@@ -93,7 +93,7 @@ class SidecarConfig:
     auth_token: str | None = None  # from auth_token or the file auth_token_file names; never logged
     metrics_without_auth: bool = False
     max_body_bytes: int = 64 * 1024 * 1024
-    max_inflight_bytes: int = 256 * 1024 * 1024
+    max_inflight_bytes: int = 128 * 1024 * 1024
     max_connections: int = 256
     idle_timeout: float = 15.0
     gpu: str = "auto"

@@ -463,7 +463,7 @@ class DurableSink:
         log = self.log
         count = sum(chunk.count for chunk in rows)
         size = sum(len(chunk.payload) for chunk in rows)
-        if log is None or not self.pipeline.has_room(count) or not log.has_room(size):
+        if log is None or not self.pipeline.has_room(count, size) or not log.has_room(size):
             return False
         try:
             seqs, future = log.append(rows)

@@ -317,3 +317,28 @@ def test_spool_and_dead_letter_files_are_owner_only(tmp_path):
     path = Path(spool.put(Batch("otel_traces", ["a"], b'{"a":1}\n', "t", 1)))
     dead = Path(spool.put(Batch("otel_traces", ["a"], b'{"a":1}\n', "u", 1), dead=True))
     assert _mode(path) == 0o600 and _mode(dead) == 0o600 and _mode(dead.parent) == 0o700
+
+
+# --- defect 13, behind the receiver: encoded rows are capped in bytes -----------------------------------
+
+
+def test_encoded_rows_are_refused_past_the_byte_cap_but_never_forever(store_dsn, database, tmp_path, monkeypatch):
+    from llmpulse.agent import pipeline as pipeline_module
+
+    agent.configure(store_dsn, database=database, spool_dir=str(tmp_path / "s"), flush_interval=60)
+    pipeline = agent._state.pipeline
+    pipeline._stopping.set()  # park the worker: nothing drains the queue
+    pipeline._wake.set()
+    pipeline._thread.join(5)
+    monkeypatch.setattr(pipeline_module, "_MAX_QUEUE_BYTES", 3000)
+    try:
+        pipeline._stopping.clear()
+        big = _rows(3, pad=2000)
+        assert len(big.payload) > 3000
+        assert pipeline.has_room(3, len(big.payload)) and pipeline.submit_rows([big]), "an empty queue takes it"
+        small = _rows(1)
+        assert not pipeline.has_room(1, len(small.payload)) and not pipeline.submit_rows([small])
+        assert pipeline.submit_rows([small], force=True), "rows from the write-ahead log are never refused"
+        assert pipeline.snapshot().dropped == 0
+    finally:
+        agent.shutdown(1)
