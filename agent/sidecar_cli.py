@@ -33,6 +33,11 @@ def register(verbs: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import asyncio
+    import os
+
+    # The sidecar is its own process: every file it writes (the embedded store's parts, spool, log)
+    # holds prompts and answers, so none is readable by other users of the host.
+    os.umask(0o077)
 
     from llmpulse import __version__
 

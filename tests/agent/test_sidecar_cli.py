@@ -84,6 +84,10 @@ def test_sigterm_flushes_and_exits_zero_and_a_second_agent_is_told_the_store_is_
     assert agent.returncode == 0, stderr
     assert "stopped; 25 rows stored, 0 spooled for later, 0 dropped" in stderr
     assert second.returncode == 1 and "is already open in another process" in second.stderr
+    written = [p for p in (tmp_path / ".llmpulse").rglob("*") if not p.is_symlink()]
+    assert written, "the agent wrote its store, spool and log under .llmpulse"
+    loose = [str(p) for p in written if p.lstat().st_mode & 0o077]
+    assert not loose, f"files holding prompts readable by other users: {loose[:5]}"
 
     stored = subprocess.run(
         [
