@@ -19,6 +19,7 @@ ENV_DSN = "LLMPULSE_DSN"
 ENV_DATABASE = "LLMPULSE_DATABASE"
 ENV_CAPTURE_CONTENT = "LLMPULSE_CAPTURE_CONTENT"
 ENV_SAMPLE_RATE = "LLMPULSE_SAMPLE_RATE"
+ENV_REDACT_CATEGORIES = "LLMPULSE_REDACT_CATEGORIES"
 ENV_SPOOL_DIR = "LLMPULSE_SPOOL_DIR"
 ENV_SPOOL_MAX_BYTES = "LLMPULSE_SPOOL_MAX_BYTES"
 ENV_EXPORT = "LLMPULSE_EXPORT"
@@ -47,6 +48,7 @@ class Config:
     service_name: str = "unknown_service"
     capture_content: bool = True
     redact_hooks: tuple[Callable[[str], str], ...] = ()
+    redact_categories: frozenset[str] = frozenset()  # opt-in: credit_card, iban, phone, ip
     sample_rate: float = 1.0
     spool_dir: str = ""
     spool_max_bytes: int = 512 * 1024 * 1024
@@ -144,6 +146,21 @@ def _hooks(redact: Any) -> tuple[Callable[[str], str], ...]:
     return hooks
 
 
+def _categories(value: Any, env: str | None) -> frozenset[str]:
+    from .redaction import CATEGORIES
+
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple, set, frozenset)):
+        raise ConfigError(f"{_source('redact_categories', env)} must be a list of categories, got {value!r}")
+    chosen = frozenset(str(item).strip() for item in items if str(item).strip())
+    unknown = chosen - CATEGORIES
+    if unknown:
+        raise ConfigError(
+            f"{_source('redact_categories', env)}: unknown categories {sorted(unknown)}; known: {sorted(CATEGORIES)}"
+        )
+    return chosen
+
+
 def _prices(value: Any, env: str | None) -> Mapping[str, Mapping[str, float]] | str | None:
     if value is None:
         return None
@@ -193,6 +210,9 @@ def build_config(environ: Mapping[str, str] | None = None, **kwargs: Any) -> Con
     if capture is not None:
         values["capture_content"] = _bool("capture_content", capture, env)
     values["redact_hooks"] = _hooks(kwargs.pop("redact", None))
+    categories, env = _pick(kwargs.pop("redact_categories", None), ENV_REDACT_CATEGORIES, environ)
+    if categories is not None:
+        values["redact_categories"] = _categories(categories, env)
     rate, env = _pick(kwargs.pop("sample_rate", None), ENV_SAMPLE_RATE, environ)
     if rate is not None:
         values["sample_rate"] = _number("sample_rate", rate, env, float, 0.0, 1.0)

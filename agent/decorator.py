@@ -143,6 +143,38 @@ def _positional_names(signature: inspect.Signature | None) -> tuple[str, ...] | 
 # --- hot path ------------------------------------------------------------------------------------------
 
 
+_NESTED = frozenset({list, dict, tuple})
+_MAX_COPY_DEPTH = 32
+
+
+def _copy(value: Any, depth: int) -> Any:
+    """A structural copy of nested lists/dicts/tuples; other objects (models, clients) are kept by reference.
+
+    Copies at C speed (``dict.copy``, ``list``) and fixes up only the nested values; dicts inside a list
+    (chat messages) are handled inline, which halves the cost of a call per message.
+    """
+    if depth > _MAX_COPY_DEPTH:
+        return value
+    depth += 1
+    if type(value) is dict:
+        out = value.copy()
+        for key, item in out.items():  # replacing values while iterating is safe: the size does not change
+            if type(item) in _NESTED:
+                out[key] = _copy(item, depth)
+        return out
+    items = list(value)
+    for i, item in enumerate(items):
+        kind = type(item)
+        if kind is dict:
+            item = items[i] = item.copy()
+            for key, inner in item.items():
+                if type(inner) in _NESTED:
+                    item[key] = _copy(inner, depth + 1)
+        elif kind in _NESTED:
+            items[i] = _copy(item, depth)
+    return items if type(value) is list else tuple(items)
+
+
 def _start(opts: ObserveOptions, args: tuple, kwargs: dict) -> Any:
     """A new record, UNSAMPLED (run in an unsampled context), or None (not configured: call through)."""
     pipeline = _state.pipeline
@@ -155,11 +187,13 @@ def _start(opts: ObserveOptions, args: tuple, kwargs: dict) -> Any:
         if parent is None and pipeline.sample_rate < 1.0 and not pipeline.sample():
             return UNSAMPLED
         if pipeline.capture_content:
-            # Snapshot lists (chat histories) the app may append to right after the call.
-            if kwargs and list in map(type, kwargs.values()):
-                kwargs = {k: v[:] if type(v) is list else v for k, v in kwargs.items()}
-            if args and list in map(type, args):
-                args = tuple([a[:] if type(a) is list else a for a in args])  # a list: faster than a generator
+            # Snapshot lists and dicts (chat histories, their messages) the app may change right after the call.
+            if kwargs and not _NESTED.isdisjoint(map(type, kwargs.values())):
+                kwargs = {k: _copy(v, 0) if type(v) in _NESTED else v for k, v in kwargs.items()}
+            if args and not _NESTED.isdisjoint(map(type, args)):
+                args = tuple(
+                    [_copy(a, 0) if type(a) in _NESTED else a for a in args]
+                )  # a list: faster than a generator
         return SpanRecord(opts, args, kwargs, parent)
     except Exception:
         logger.warning("llmpulse: could not start a span; the call runs uninstrumented", exc_info=True)

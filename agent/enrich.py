@@ -16,7 +16,7 @@ from . import _json
 from . import semconv as sc
 from .prices import PriceTable
 from .providers import ParsedRequest, ParsedResponse, parse_request, parse_response, parse_stream
-from .redaction import Redaction, may_hold_secret
+from .redaction import Redaction
 from .spans import SpanRecord
 
 MAX_CONTENT_CHARS = 100_000
@@ -119,38 +119,29 @@ def _clip(text: str) -> str:
     return text if len(text) <= MAX_CONTENT_CHARS else text[:MAX_CONTENT_CHARS] + "…[truncated]"
 
 
-# Message fields that carry free text; structural ones (role, type, finish_reason, ids) are left as they are.
-_TEXT_FIELDS = frozenset({"content", "arguments", "response", "text", "result", "uri"})
-
-
 def _redact_json(value: Any, redaction: Redaction) -> tuple[str, bool]:
-    """Serialize semconv messages with their free-text fields redacted; also say whether nothing matched.
+    """Serialize captured messages with every string redacted (secret keys too); also say whether nothing matched.
 
-    Fast path: with only the built-in rules, serialize first and scan the JSON once; only text that may
-    hold a secret takes the field-by-field walk.
+    Fast path: serialize first and scan the JSON once; only text that may hold a secret takes the walk.
     """
-    if redaction.builtin_only:
-        text = _json.dumps(value)
-        if not may_hold_secret(text):
-            return _clip(text), True
+    text = _json.dumps(value)
+    if redaction.is_clean(text):
+        return _clip(text), True
+    return _clip(_json.dumps(redaction.value(value))), False
 
-    def walk(node: Any) -> Any:
-        kind = type(node)
-        if kind is dict:
-            return {
-                k: redaction(v) if type(v) is str and k in _TEXT_FIELDS else walk(v) if type(v) in _CONTAINERS else v
-                for k, v in node.items()
-            }
-        if kind is list or kind is tuple:
-            return [redaction(v) if type(v) is str else walk(v) for v in node]
-        if isinstance(node, Mapping):
-            return walk(dict(node))
-        return node
 
-    return _clip(_json.dumps(walk(value))), False
+def _redact_text(value: Any, redaction: Redaction) -> str:
+    """A captured value (tool arguments, results) as text, its strings and secret-keyed values redacted."""
+    text = _text(value)
+    if redaction.is_clean(text):
+        return text
+    if type(value) in _CONTAINERS:
+        text = _text(redaction.value(value))
+    return redaction(text)  # objects serialized by repr are scanned as text
 
 
 _CONTAINERS = (dict, list, tuple)
+_STR_OR_CONTAINER = (str, dict, list, tuple)
 
 
 def _fields(record: SpanRecord) -> Mapping[str, Any]:
@@ -199,14 +190,16 @@ def _is_llm(kind: str, fields: Mapping[str, Any], req: ParsedRequest | None, res
     )
 
 
-def _exception_event(exc: BaseException, at_ns: int) -> tuple[int, str, dict[str, Any]]:
+def _exception_event(exc: BaseException, at_ns: int, redaction: Redaction) -> tuple[int, str, dict[str, Any]]:
+    """The OTel exception event; message and stack trace (which repeats the message) are redacted."""
+    stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return (
         at_ns,
         "exception",
         {
             "exception.type": type(exc).__qualname__,
-            "exception.message": str(exc)[:4096],
-            "exception.stacktrace": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-16384:],
+            "exception.message": redaction(str(exc))[:4096],
+            "exception.stacktrace": redaction(stack)[-16384:],
         },
     )
 
@@ -242,7 +235,7 @@ def enrich(record: SpanRecord, ctx: EnrichContext) -> FinishedSpan:
         for key, attr in _FIELD_ATTRIBUTES.items():
             value = fields.get(key)
             if value is not None:
-                attrs[attr] = str(value)
+                attrs[attr] = ctx.redaction(str(value))
     if record.stream_state is not None:
         attrs["llmpulse.stream.state"] = record.stream_state
 
@@ -251,14 +244,14 @@ def enrich(record: SpanRecord, ctx: EnrichContext) -> FinishedSpan:
 
     for key, value in fields["attributes"].items():
         if value is not None:
-            attrs[str(key)] = value
+            attrs[str(key)] = ctx.redaction.value(value) if type(value) in _STR_OR_CONTAINER else value
 
     status_code, status_message = "Unset", ""
     if record.error is not None:
         exc = record.error
         attrs[sc.ERROR_TYPE] = type(exc).__qualname__
-        status_code, status_message = "Error", (str(exc) or type(exc).__qualname__)[:4096]
-        events.append(_exception_event(exc, record.end_ns))
+        status_code, status_message = "Error", ctx.redaction(str(exc) or type(exc).__qualname__)[:4096]
+        events.append(_exception_event(exc, record.end_ns, ctx.redaction))
     return FinishedSpan(
         trace_id=record.trace_id,
         span_id=record.span_id,
@@ -396,10 +389,10 @@ def _capture(
     if arguments:
         shown = {k: v for k, v in arguments.items() if k != opts.context_arg}
         if shown:
-            attrs["llmpulse.input"] = _clip(redaction(_text(shown)))
+            attrs["llmpulse.input"] = _clip(_redact_text(shown, redaction))
     if record.error is None:
         output = record.result
         if record.chunks is not None:
             output = "".join(c for c in record.chunks if isinstance(c, str)) or record.chunks
         if output is not None:
-            attrs["llmpulse.output"] = _clip(redaction(_text(output)))
+            attrs["llmpulse.output"] = _clip(_redact_text(output, redaction))
