@@ -63,6 +63,10 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
     "spool_max_bytes": ("LLMPULSE_SPOOL_MAX_BYTES", "spool size cap in bytes (default 512 MiB)"),
     "max_queue_size": ("LLMPULSE_MAX_QUEUE_SIZE", "rows held in memory before 503 (default 50000)"),
     "redact_otlp": ("LLMPULSE_REDACT_OTLP", "redact secrets and e-mails in received OTLP content (default true)"),
+    "redact_categories": (
+        "LLMPULSE_REDACT_CATEGORIES",
+        "opt-in redaction categories, comma-separated: credit_card, iban, phone, ip (default none)",
+    ),
     "durable": ("LLMPULSE_DURABLE", "answer 200 only once a request is in the write-ahead log (default true)"),
     "wal_dir": ("LLMPULSE_WAL_DIR", "write-ahead log directory (default: 'wal' next to spool_dir)"),
     "wal_fsync": ("LLMPULSE_WAL_FSYNC", "fsync of the write-ahead log: always, batch or off (default batch)"),
@@ -75,7 +79,16 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
 # fewer, larger blocks much faster; bench/receiver.py measures it).
 SIDECAR_BATCH_SIZE = 10_000
 SIDECAR_MAX_QUEUE_SIZE = 50_000
-_PIPELINE = ("dsn", "database", "spool_dir", "spool_max_bytes", "max_queue_size", "batch_size", "flush_interval")
+_PIPELINE = (
+    "dsn",
+    "database",
+    "spool_dir",
+    "spool_max_bytes",
+    "max_queue_size",
+    "batch_size",
+    "flush_interval",
+    "redact_categories",
+)
 
 
 @dataclass(frozen=True)

@@ -114,3 +114,15 @@ def test_the_sidecar_inserts_larger_batches_than_the_sdk_unless_told_otherwise()
     assert (small.pipeline.batch_size, small.pipeline.max_queue_size) == (600, 600)
     big = build_sidecar_config({}, environ={"LLMPULSE_BATCH_SIZE": "80000"})
     assert (big.pipeline.batch_size, big.pipeline.max_queue_size) == (80_000, 80_000)
+
+
+def test_redaction_categories_reach_the_sidecars_pipeline_and_bad_ones_are_named() -> None:
+    from llmpulse.agent.config import ConfigError
+    from llmpulse.agent.sidecar_config import build_sidecar_config
+
+    config = build_sidecar_config({"redact_categories": "credit_card, ip"}, environ={})
+    assert config.pipeline.redact_categories == frozenset({"credit_card", "ip"})
+    config = build_sidecar_config({}, environ={"LLMPULSE_REDACT_CATEGORIES": "phone"})
+    assert config.pipeline.redact_categories == frozenset({"phone"})
+    with pytest.raises(ConfigError, match="unknown categories"):
+        build_sidecar_config({"redact_categories": "names"}, environ={})
