@@ -3,7 +3,9 @@
 For each side (prompt, response) and segment, the current window's texts and the reference window's
 texts are embedded (all-MiniLM-L6-v2, cached) and compared with the tests of :mod:`two_sample`:
 
-* ``<side>_embedding_mmd2`` - the alarm row: MMD^2 permutation test. Its alert is decided on the
+* ``<side>_embedding_mmd2`` - the alarm row: :func:`two_sample_test` (MMD^2 aggregated over Gaussian
+  bandwidths with counts of current texts among the most isolated ones, one permutation test; the row's
+  value stays the median-bandwidth MMD^2, its p-value is the aggregate's). Its alert is decided on the
   Benjamini-Hochberg adjusted p-value across every segment and side tested in the run (false
   discovery rate ``alpha``), so adding segments does not multiply false alarms. With
   ``decision="both"`` the classifier test must also be significant after the same correction.
@@ -17,7 +19,7 @@ and ``seed``), so a run's cost is bounded whatever the traffic.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .base import (
     OK,
@@ -32,6 +34,9 @@ from .base import (
     resolve_options,
     result_fields,
 )
+
+if TYPE_CHECKING:
+    from .two_sample import AggregatedResult
 
 NAME = "drift"
 VERSION = "1"
@@ -114,6 +119,22 @@ def permutations_for(requested: int, tests: int, alpha: float) -> int:
     return max(requested, math.ceil(2 * max(tests, 1) / alpha) - 1)
 
 
+def two_sample_test(
+    current: Any, reference: Any, *, seed: int = 0, permutations: int = 500, max_samples: int | None = 2000
+) -> AggregatedResult:
+    """Is ``current`` (rows = embeddings) drawn from the distribution of ``reference``? The drift alarm's test.
+
+    Returns a frozen result with ``.p_value``, ``.statistic`` (-log10 of the smallest component p-value),
+    ``.components`` and their values and p-values, ``.mmd2`` (median bandwidth), ``.n_current`` and
+    ``.n_reference``. Permutation-calibrated (exact level at any size, see
+    :func:`two_sample.aggregated_test`); deterministic for a seed; windows above ``max_samples`` rows
+    are sub-sampled. Raises ValueError for an empty sample, mismatched widths or non-finite values.
+    """
+    from .two_sample import aggregated_test
+
+    return aggregated_test(current, reference, permutations=permutations, seed=seed, max_samples=max_samples)
+
+
 def side_results(
     current: Any,
     past: Any,
@@ -128,7 +149,7 @@ def side_results(
 
     The alert flags are left False here: :func:`decide` sets them once every segment is tested.
     """
-    from .two_sample import centroid_cosine_distance, classifier_test, mmd_permutation_test
+    from .two_sample import centroid_cosine_distance, classifier_test
 
     ident = result_fields(analyzer=NAME, version=VERSION, window=window, reference=reference, segment=segment)
     metrics = [f"{side}_embedding_{m}" for m in ("mmd2", "classifier_auc", "centroid_distance")]
@@ -139,7 +160,7 @@ def side_results(
             not_enough_data(**base, metric=metric, n_current=n, n_reference=m, minimum=opts["min_samples"])
             for metric in metrics
         ]
-    mmd = mmd_permutation_test(
+    mmd = two_sample_test(
         current, past, permutations=opts["permutations"], seed=opts["seed"], max_samples=opts["max_samples"]
     )
     clf = classifier_test(current, past, seed=opts["seed"], max_samples=opts["max_samples"])
@@ -154,9 +175,13 @@ def side_results(
             threshold=opts["alpha"],
             details={
                 **sizes,
-                "test": "MMD^2 permutation test, RBF kernel, median-heuristic bandwidth",
+                "test": "aggregated permutation test: MMD^2 (Gaussian, 1x and 4x median bandwidth) and "
+                "isolated-text counts (kNN tails), min-p recalibrated",
                 "permutations": mmd.permutations,
                 "bandwidth": mmd.bandwidth,
+                "statistic": mmd.statistic,
+                "components": dict(zip(mmd.components, mmd.component_values, strict=True)),
+                "component_p_values": dict(zip(mmd.components, mmd.component_p_values, strict=True)),
                 "classifier_auc": clf.auc,
                 "classifier_p_value": clf.p_value,
                 "centroid_cosine_distance": distance,
