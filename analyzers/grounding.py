@@ -13,6 +13,7 @@ or a place the context never mentions, blind to lower-case entities and to non-L
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -37,16 +38,20 @@ _CONNECTORS = frozenset({"of", "the", "de", "la", "von", "van", "for", "and", "&
 
 @dataclass(frozen=True)
 class GroundingSignals:
-    """Context signals of one response; each in [0, 1]; NaN where a signal could not be computed."""
+    """Context signals of one response, each in [0, 1] and oriented so that higher = less supported.
 
-    unsupported_token_share: float
-    rouge1_precision: float
-    rouge2_precision: float
-    rougeL_precision: float
-    unsupported_number_share: float
-    unsupported_entity_share: float
-    min_sentence_similarity: float = math.nan
-    mean_sentence_similarity: float = math.nan
+    The ``worst_*`` signals are per response sentence against its best-matching context window,
+    aggregated by the worst-supported sentence (SummaC's granularity); NaN where not computable
+    (the embedding ones without an encoder).
+    """
+
+    unsupported_word_share: float
+    novel_number_share: float
+    novel_name_share: float
+    worst_unigram_unsupported: float
+    worst_bigram_unsupported: float
+    worst_embedding_unsupported: float = math.nan
+    embedding_novelty: float = math.nan
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -214,22 +219,133 @@ def sentence_support_many(pairs: Sequence[tuple[str, str]], encode: Encode) -> l
     return out
 
 
+# Words that claim nothing: a response made only of them ("Yes!", "haha") has nothing to support.
+_INTERJECTIONS = frozenset(
+    {"yes", "yeah", "yep", "yup", "no", "nope", "ok", "okay", "oh", "ah", "haha", "hahaha", "lol", "hmm", "wow", "sure"}
+)
+WINDOW_SENTENCES = 3
+"""Context windows are runs of 1 to this many consecutive sentences (a claim may span a sentence break)."""
+
+
+def claim_tokens(text: str) -> list[str]:
+    """Content tokens that make a claim: :func:`content_tokens` without interjections."""
+    return [t for t in content_tokens(text) if t not in _INTERJECTIONS]
+
+
+def claim_sentences(response: str) -> list[str]:
+    """The response's sentences that claim something (at least one claim token); a bare span is one."""
+    return [s for s in split_sentences(response) if claim_tokens(s)]
+
+
+def context_windows(context: str, size: int = WINDOW_SENTENCES) -> list[str]:
+    """Runs of 1..``size`` consecutive context sentences: what one response sentence is checked against."""
+    sentences = split_sentences(context)
+    return [" ".join(sentences[i : i + k]) for k in range(1, size + 1) for i in range(len(sentences) - k + 1)]
+
+
+def _bigrams(words: Sequence[str]) -> set[tuple[str, str]]:
+    return set(itertools.pairwise(words))
+
+
+def _window_index(context: str, size: int) -> list[tuple[set[str], set[tuple[str, str]]]]:
+    """(unigrams, bigrams) of each context window, from each sentence tokenised once."""
+    per_sentence = [tokens(s) for s in split_sentences(context)]
+    out = []
+    for k in range(1, size + 1):
+        for i in range(len(per_sentence) - k + 1):
+            words = [w for sentence in per_sentence[i : i + k] for w in sentence]
+            out.append((set(words), _bigrams(words)))
+    return out
+
+
+def worst_ngram_unsupported(response: str, context: str, size: int = WINDOW_SENTENCES) -> tuple[float, float]:
+    """(unigram, bigram): max over claim sentences of 1 - precision against the sentence's best window.
+
+    Unigrams are the claim tokens (stop words would match anywhere); bigrams all tokens. A one-token
+    sentence has no bigram: its bigram figure is its unigram one.
+    """
+    sentences = claim_sentences(response)
+    if not sentences:
+        return 0.0, 0.0
+    windows = _window_index(context, size) or [(set(), set())]
+    worst1 = worst2 = 0.0
+    for sentence in sentences:
+        words, grams = claim_tokens(sentence), _bigrams(tokens(sentence))
+        best1 = max(sum(w in uni for w in words) / len(words) for uni, _ in windows)
+        best2 = max(sum(g in bi for g in grams) / len(grams) for _, bi in windows) if grams else best1
+        worst1, worst2 = max(worst1, 1.0 - best1), max(worst2, 1.0 - best2)
+    return worst1, worst2
+
+
+def unsupported_word_share(response: str, context: str) -> float:
+    """Share of the response's claim tokens that never occur in the context (0 when it claims nothing)."""
+    words = claim_tokens(response)
+    if not words:
+        return 0.0
+    known = set(tokens(context))
+    return sum(1 for w in words if w not in known) / len(words)
+
+
+def embedding_support_many(pairs: Sequence[tuple[str, str]], encode: Encode) -> list[tuple[float, float]]:
+    """(worst_embedding_unsupported, embedding_novelty) of many (response, context) pairs, batched.
+
+    For each claim sentence: its best window by cosine similarity; ``1 - cos`` of the worst sentence
+    is the first figure. The second is how far appending the sentence moves its best window's
+    embedding (``1 - cos(window, window + sentence)``, worst sentence): a copied claim or a bare span
+    the window already states barely moves it, a new claim does; unlike the first figure it does not
+    penalise a short answer for being short. Two ``encode`` calls in all; (0, 0) for a response that
+    claims nothing, NaN for a context without sentences.
+    """
+    split = [(claim_sentences(r), context_windows(c)) for r, c in pairs]
+    unique = list(dict.fromkeys(t for said, given in split for t in (*said, *given)))
+    if not unique:
+        return [(0.0, 0.0) if not said else (math.nan, math.nan) for said, _ in split]
+    vectors = np.asarray(encode(unique), dtype=np.float64)
+    index = {t: i for i, t in enumerate(unique)}
+    best: list[list[tuple[str, str, float]]] = []
+    for said, given in split:
+        if not said or not given:
+            best.append([])
+            continue
+        sims = vectors[[index[s] for s in said]] @ vectors[[index[w] for w in given]].T
+        top = sims.argmax(axis=1)
+        best.append([(s, given[j], float(sims[i, j])) for i, (s, j) in enumerate(zip(said, top, strict=True))])
+    joined = list(dict.fromkeys(f"{w} {s}" for row in best for s, w, _ in row))
+    moved = np.asarray(encode(joined), dtype=np.float64) if joined else np.zeros((0, vectors.shape[1]))
+    where = {t: i for i, t in enumerate(joined)}
+    out = []
+    for (said, _given), row in zip(split, best, strict=True):
+        if not said:
+            out.append((0.0, 0.0))
+        elif not row:
+            out.append((math.nan, math.nan))
+        else:
+            worst = max(1.0 - sim for _, _, sim in row)
+            novelty = max(1.0 - float(vectors[index[w]] @ moved[where[f"{w} {s}"]]) for s, w, _ in row)
+            out.append((min(max(worst, 0.0), 1.0), min(max(novelty, 0.0), 1.0)))
+    return out
+
+
 def grounding_signals(
     response: str, context: str, encode: Encode | None = None, *, support: tuple[float, float] | None = None
 ) -> GroundingSignals:
-    """All context signals of one response; the embedding ones when ``encode`` (or a precomputed ``support``)."""
-    rouge = rouge_precisions(response, context)
-    if support is not None:
-        low, mean = support
-    else:
-        low, mean = sentence_support(response, context, encode) if encode is not None else (math.nan, math.nan)
+    """All context signals of one response; the embedding ones with ``encode`` (or precomputed ``support``)."""
+    if support is None:
+        support = embedding_support_many([(response, context)], encode)[0] if encode is not None else None
+    low, novelty = support if support is not None else (math.nan, math.nan)
+    unigram, bigram = worst_ngram_unsupported(response, context)
     return GroundingSignals(
-        unsupported_token_share=unsupported_token_share(response, context),
-        rouge1_precision=rouge["rouge1"],
-        rouge2_precision=rouge["rouge2"],
-        rougeL_precision=rouge["rougeL"],
-        unsupported_number_share=unsupported_number_share(response, context),
-        unsupported_entity_share=unsupported_entity_share(response, context),
-        min_sentence_similarity=low,
-        mean_sentence_similarity=mean,
+        unsupported_word_share=unsupported_word_share(response, context),
+        novel_number_share=unsupported_number_share(response, context),
+        novel_name_share=unsupported_entity_share(response, context),
+        worst_unigram_unsupported=unigram,
+        worst_bigram_unsupported=bigram,
+        worst_embedding_unsupported=low,
+        embedding_novelty=novelty,
     )
+
+
+def grounding_signals_many(pairs: Sequence[tuple[str, str]], encode: Encode | None = None) -> list[GroundingSignals]:
+    """:func:`grounding_signals` of many (response, context) pairs, the embeddings in two batched calls."""
+    supports = embedding_support_many(pairs, encode) if encode is not None and pairs else [None] * len(pairs)
+    return [grounding_signals(r, c, support=s) for (r, c), s in zip(pairs, supports, strict=True)]

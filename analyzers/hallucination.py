@@ -3,11 +3,16 @@
 Reads the calls of the window and of the reference window whose response was captured, scores each
 (analyzers/hallucination_signals + the stored model in hallucination_model.json), writes one
 ``call_scores`` row per call (scorer "hallucination"), and returns one result per segment: the share
-of flagged calls, tested against the reference window (rates.rate_results: Fisher exact test, BH
-across segments, practical margin). Calls already scored by the same analyzer and model version are
-not scored again, so a long reference window costs its scoring once.
+of flagged calls, with the alarm from the score distributions (score_shift.shift_results: one-sided
+Mann-Whitney U of current against reference scores, BH across segments, and a practical margin on the
+share of calls above the reference window's 90th percentile, so no threshold tuned on one domain
+decides). Calls already scored by the same analyzer and model version are not scored again, so a
+long reference window costs its scoring once.
 
-Options: alpha (0.05), margin (0.05: minimum rise of the flagged share), min_samples (30 scored calls
+Public API for apps that want a guardrail: :func:`score` and :func:`score_many` (the bundled model and
+the embedding model loaded once per process).
+
+Options: alpha (0.05), margin (0.05: minimum rise of the share above the reference's 90th percentile), min_samples (30 scored calls
 per window), segment_by (service, model), max_calls (2,000 per segment and window), embeddings (on:
 the sentence-similarity signals), model_path (another fitted model file), nli_model (a local
 cross-encoder directory, off), judge_url / judge_model (an OpenAI-compatible LLM judge, off).
@@ -16,13 +21,14 @@ cross-encoder directory, off), judge_url / judge_model (an OpenAI-compatible LLM
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import threading
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .base import AnalysisResult, Window, progress, resolve_options
 
 NAME = "hallucination"
-VERSION = "1"
+VERSION = "2"
 DEFAULTS: dict[str, Any] = {
     "alpha": 0.05,
     "margin": 0.05,
@@ -50,12 +56,46 @@ COLUMNS = [
     "OutputMessages",
 ]
 LOGPROBS_ATTRIBUTE = "llmpulse.output.token_logprobs"
+_defaults_lock = threading.Lock()
+_defaults: dict[str, Any] = {}
+
+
+def _default_scorer() -> tuple[Any, Any]:
+    """The bundled model and an embedder, made once per process (the embedding model loads once too)."""
+    with _defaults_lock:
+        if not _defaults:
+            from .embeddings import Embedder
+            from .hallucination_model import HallucinationModel
+
+            _defaults["model"] = HallucinationModel.load()
+            _defaults["encode"] = Embedder().encode
+        return _defaults["model"], _defaults["encode"]
+
+
+def score_many(pairs: Sequence[tuple[str, str]]) -> list[float]:
+    """Hallucination scores in [0, 1] (higher = more likely unsupported) of (context, response) pairs, batched.
+
+    Every pair is scored by its grounding signals (a response that claims nothing scores low, an empty
+    context supports nothing); the embedding signals of all pairs are computed in two batched calls.
+    """
+    from .grounding import grounding_signals_many
+    from .hallucination_signals import score_signals
+
+    model, encode = _default_scorer()
+    found = grounding_signals_many([(str(r or ""), str(c or "")) for c, r in pairs], encode)
+    verdicts = [score_signals(g.as_dict(), model) for g in found]
+    return [float(v.score) if v is not None else 0.0 for v in verdicts]
+
+
+def score(context: str, response: str) -> float:
+    """The hallucination score of one response against its context: :func:`score_many` of one pair."""
+    return score_many([(context, response)])[0]
 
 
 def analyze(store: Any, window: Window, reference: Window, options: Mapping[str, Any]) -> list[AnalysisResult]:
     from .embeddings import optional_encoder
     from .hallucination_model import HallucinationModel
-    from .rates import rate_results
+    from .score_shift import shift_results
 
     opts = resolve_options(DEFAULTS, options)
     model = HallucinationModel.load(opts["model_path"] or None)
@@ -72,7 +112,7 @@ def analyze(store: Any, window: Window, reference: Window, options: Mapping[str,
             "scorer_version": scorer_version,
         }
 
-    return rate_results(
+    return shift_results(
         analyzer=NAME,
         version=VERSION,
         metric="hallucination_rate",
@@ -82,6 +122,7 @@ def analyze(store: Any, window: Window, reference: Window, options: Mapping[str,
         past=past,
         options=opts,
         extra=extra,
+        empty_reason="no call in either window has a RAG context, several choices or token log-probabilities",
     )
 
 
@@ -110,13 +151,14 @@ def score_window(
     import pandas as pd
 
     from .call_scores import ScoreRow, call_fields, read_scores, span_attributes, write_scores
-    from .hallucination_signals import call_content, call_signals, score_signals
+    from .hallucination_signals import call_content, score_contents
 
     frame = store.read_calls(
         window,
         COLUMNS,
         segment_by=opts["segment_by"],
         require_text=("ResponseText",),
+        require_any=("context", "choices", "logprobs"),  # scorable calls only, tested in SQL
         limit_per_segment=opts["max_calls"],
         seed=opts["seed"],
     )
@@ -131,11 +173,8 @@ def score_window(
             call_content(r, attributes.get(str(r["SpanId"]), {}).get(LOGPROBS_ATTRIBUTE))
             for r in progress(records, desc=f"{NAME} signals")
         ]
-        signals = call_signals(contents, encode)
-        for judge in judges:
-            judge.add_signals(contents, signals)
-        for record, content, found in zip(records, contents, signals, strict=True):
-            verdict = score_signals(found, model)
+        verdicts = score_contents(contents, model, encode, judges)
+        for record, content, verdict in zip(records, contents, verdicts, strict=True):
             if verdict is None:
                 continue
             fresh[str(record["SpanId"])] = {

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .consistency import logprob_signals, sample_signals
-from .grounding import Encode, grounding_signals, sentence_support_many
+from .grounding import Encode, grounding_signals_many
 from .hallucination_model import HallucinationModel
 
 _TAGGED = re.compile(
@@ -109,18 +109,13 @@ def call_content(row: dict[str, Any], logprobs: Any = None) -> CallContent:
 
 
 def call_signals(calls: Sequence[CallContent], encode: Encode | None = None) -> list[dict[str, float]]:
-    """Every signal each call allows; embedding signals batched into one ``encode`` call."""
+    """Every signal each call allows; the embedding signals batched over all calls."""
     with_context = [i for i, c in enumerate(calls) if c.context.strip() and c.response.strip()]
-    support: dict[int, tuple[float, float]] = {}
-    if encode is not None and with_context:
-        pairs = [(calls[i].response, calls[i].context) for i in with_context]
-        support = dict(zip(with_context, sentence_support_many(pairs, encode), strict=True))
+    pairs = [(calls[i].response, calls[i].context) for i in with_context]
+    grounding = dict(zip(with_context, grounding_signals_many(pairs, encode), strict=True))
     out: list[dict[str, float]] = []
     for index, call in enumerate(calls):
-        signals: dict[str, float] = {}
-        if index in with_context:
-            grounding = grounding_signals(call.response, call.context, support=support.get(index, (math.nan, math.nan)))
-            signals.update(grounding.as_dict())
+        signals: dict[str, float] = grounding[index].as_dict() if index in grounding else {}
         samples = sample_signals(call.response, call.samples, encode) if call.samples else None
         if samples is not None:
             signals.update(samples.as_dict())
@@ -145,3 +140,16 @@ def score_signals(signals: dict[str, float], model: HallucinationModel) -> CallS
         calibrated=head.calibrated,
         signals={k: v for k, v in signals.items() if math.isfinite(v)},
     )
+
+
+def score_contents(
+    calls: Sequence[CallContent],
+    model: HallucinationModel,
+    encode: Encode | None = None,
+    judges: Sequence[Any] = (),
+) -> list[CallScore | None]:
+    """Signals and score of every call (None where no head applies): the one path of the analyzer and the API."""
+    signals = call_signals(calls, encode)
+    for judge in judges:
+        judge.add_signals(calls, signals)
+    return [score_signals(found, model) for found in signals]

@@ -1,90 +1,55 @@
-"""Hallucination score on HaluEval QA: held-out ROC AUC and balanced accuracy, beside the length baseline.
+"""Hallucination scorer, leave-one-domain-out: fit on two dev domains, score the third, for each.
 
-Data: ../shared/data/halueval_qa_500.jsonl; each item gives two labelled answers to one context
-(``right_answer`` = 0, ``hallucinated_answer`` = 1, ``knowledge`` = the context). Every figure is
-out-of-fold: items are split into K folds (both answers of an item stay in one fold); for each fold
-the combiner (analyzers/hallucination_model.fit_head, length-balanced weights) and its threshold are
-fitted on the other folds and applied to this one. Nothing is reported on data it was fitted on.
+Data (../shared/data, see its README): HaluEval QA-500 (1,000 answers, synthetic), BEGIN WoW (dev +
+test, 4,031 labelled responses of real dialogue models) and BEGIN CMU-DoG (dev, 337; "Generic" left
+out). For each held-out domain the context head (analyzers/hallucination_fit: sign-constrained
+logistic regression, domains weighted equally) and its threshold are fitted on the other two; the
+held-out domain is only scored. Features and the ridge penalty are fixed a priori (no selection).
 
-Length is a trap in this set (right answers are short spans, hallucinated ones whole sentences), so
-besides all pairs the table shows:
+Printed per held-out domain: ROC AUC with a 95 % bootstrap interval and balanced accuracy (threshold
+from the training domains, carried over), beside the length-only and 1 - ROUGE-2-precision baselines
+(their thresholds also from the training domains); with and without the embedding signals; HaluEval
+on length-matched pairs and BEGIN on its attributable-but-abstractive responses; the worst domain.
 
-* matched pairs: the items whose two answers differ by at most ``--tolerance`` words;
-* same-length AUC: all (right, hallucinated) pairs across items with exactly the same word count, i.e.
-  the AUC within word-count strata, pooled (length-only scores 0.5 there by construction).
-
-    python bench/hallucination.py [--folds 5] [--seed 0] [--tolerance 2] [--no-embeddings]
+    python bench/hallucination.py [--limit N] [--seed 0] [--cache /tmp/hallucination_emb.npz]
                                   [--write-model analyzers/hallucination_model.json]
 
-``--write-model`` then refits on all 500 items and writes the model the analyzer ships with (its
-figures are these out-of-fold ones, stored in the file).
+``--write-model`` refits both context heads on all three domains and writes the shipped model.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from llmpulse.analyzers.grounding import grounding_signals_many, rouge_precisions
+from llmpulse.analyzers.hallucination_fit import (
+    Domain,
+    domain_weights,
+    fit_context_head,
+    load_domains,
+    weighted_threshold,
+)
 from llmpulse.analyzers.hallucination_model import (
     CONTEXT_FEATURES,
+    LEXICAL_FEATURES,
     PRIOR_HEADS,
     HallucinationModel,
-    best_threshold,
-    fit_head,
-    length_strata,
+    LogisticHead,
 )
-from llmpulse.analyzers.hallucination_signals import CallContent, call_signals
 from scipy.stats import bootstrap
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
-from sklearn.model_selection import GroupKFold
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "halueval_qa_500.jsonl"
-# Direction of each single signal: +1 when a higher value means "more likely hallucinated".
-ORIENTATION = {
-    "unsupported_token_share": 1,
-    "rouge1_precision": -1,
-    "rouge2_precision": -1,
-    "rougeL_precision": -1,
-    "unsupported_number_share": 1,
-    "unsupported_entity_share": 1,
-    "min_sentence_similarity": -1,
-    "mean_sentence_similarity": -1,
-}
-
-
-def load(path: Path) -> tuple[list[CallContent], np.ndarray, np.ndarray, np.ndarray]:
-    """Two calls per item; labels, items and word counts alongside."""
-    calls, labels, items, words = [], [], [], []
-    with path.open(encoding="utf-8") as handle:
-        for index, line in enumerate(handle):
-            row = json.loads(line)
-            for answer, label in ((row["right_answer"], 0), (row["hallucinated_answer"], 1)):
-                calls.append(CallContent(response=answer, context=row["knowledge"]))
-                labels.append(label)
-                items.append(index)
-                words.append(len(answer.split()))
-    return calls, np.array(labels), np.array(items), np.array(words)
-
-
-def same_length_auc(labels: np.ndarray, scores: np.ndarray, words: np.ndarray) -> tuple[float, int]:
-    """AUC over (negative, positive) pairs with equal word count: the per-stratum AUCs, pair-weighted."""
-    concordant, pairs = 0.0, 0
-    for count in np.unique(words):
-        inside = words == count
-        neg, pos = scores[inside & (labels == 0)], scores[inside & (labels == 1)]
-        if len(neg) and len(pos):
-            auc = roc_auc_score(np.r_[np.zeros(len(neg)), np.ones(len(pos))], np.r_[neg, pos])
-            concordant += auc * len(neg) * len(pos)
-            pairs += len(neg) * len(pos)
-    return (concordant / pairs if pairs else float("nan")), pairs
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+MODEL_VERSION = "2.0-lodo-nonneg"
+L2 = 1e-2  # fixed a priori, not tuned
 
 
 def auc_ci(labels: np.ndarray, scores: np.ndarray, seed: int) -> tuple[float, float]:
-    """95 % percentile bootstrap interval of the ROC AUC (answers resampled)."""
+    """95 % percentile bootstrap interval of the ROC AUC (responses resampled)."""
 
     def statistic(y: np.ndarray, s: np.ndarray) -> float:
         return roc_auc_score(y, s) if 0 < y.sum() < len(y) else np.nan
@@ -95,106 +60,125 @@ def auc_ci(labels: np.ndarray, scores: np.ndarray, seed: int) -> tuple[float, fl
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
-def out_of_fold(
-    x: np.ndarray, labels: np.ndarray, items: np.ndarray, words: np.ndarray, folds: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Held-out combined scores and verdicts, and held-out length-only verdicts, for every answer."""
-    scores = np.zeros(len(labels))
-    verdicts = np.zeros(len(labels), dtype=bool)
-    length_verdicts = np.zeros(len(labels), dtype=bool)
-    for train, test in GroupKFold(n_splits=folds).split(x, labels, items):
-        head = fit_head("context", x[train], labels[train], CONTEXT_FEATURES, strata=length_strata(words[train]))
-        scores[test] = head.scores(x[test])
-        verdicts[test] = scores[test] >= head.threshold
-        cut = best_threshold(words[train].astype(float), labels[train])
-        length_verdicts[test] = words[test] >= cut
-    return scores, verdicts, length_verdicts
+def signals_of(domains: dict[str, Domain], encode: object) -> dict[str, np.ndarray]:
+    out = {}
+    for name, domain in domains.items():
+        started = time.perf_counter()
+        found = grounding_signals_many([(r, c) for c, r in domain.pairs], encode)  # type: ignore[arg-type]
+        out[name] = np.array([[g.as_dict()[f] for f in CONTEXT_FEATURES] for g in found])
+        took = time.perf_counter() - started
+        print(f"  signals {name}: {len(found)} responses, {took:.1f}s ({1000 * took / len(found):.1f} ms each)")
+    return out
+
+
+def fit_on(
+    names: list[str], domains: dict[str, Domain], x: dict[str, np.ndarray], features: tuple[str, ...]
+) -> LogisticHead:
+    columns = [CONTEXT_FEATURES.index(f) for f in features]
+    stacked = np.vstack([x[n][:, columns] for n in names])
+    labels = np.concatenate([domains[n].labels for n in names])
+    tags = np.concatenate([[n] * len(domains[n].labels) for n in names])
+    return fit_context_head(stacked, labels, tags, features, l2=L2)
+
+
+def baseline_verdicts(values: dict[str, np.ndarray], domains: dict[str, Domain], held: str) -> np.ndarray:
+    """A one-number baseline cut at the threshold that is best on the training domains."""
+    train = [n for n in domains if n != held]
+    v = np.concatenate([values[n] for n in train])
+    y = np.concatenate([domains[n].labels for n in train])
+    cut = weighted_threshold(v, y, domain_weights(np.concatenate([[n] * len(domains[n].labels) for n in train]), y))
+    return values[held] >= cut
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed for the confidence intervals")
-    parser.add_argument("--tolerance", type=int, default=2, help="matched pairs: max word-count difference")
-    parser.add_argument("--no-embeddings", action="store_true", help="leave out the sentence-similarity signals")
-    parser.add_argument("--write-model", type=Path, help="refit on all items and write the model JSON here")
+    parser.add_argument("--limit", type=int, help="a seeded sample of this many passages/dialogues per domain")
+    parser.add_argument("--seed", type=int, default=0, help="sample and bootstrap seed")
+    parser.add_argument("--cache", type=Path, help="embedding cache (.npz), loaded if present and saved")
+    parser.add_argument("--write-model", type=Path, help="refit on all three domains and write the model JSON here")
     args = parser.parse_args()
-    if not args.data.exists():
-        print(f"data not found: {args.data} (expected ../shared/data beside the checkout)", file=sys.stderr)
+    domains = load_domains(args.data, args.limit, args.seed)
+    if len(domains) < 3:
+        print(f"dev data not found in {args.data} (expected ../shared/data beside the checkout)", file=sys.stderr)
         return 2
 
-    calls, labels, items, words = load(args.data)
-    encode = None
-    if not args.no_embeddings:
-        from llmpulse.analyzers.embeddings import Embedder
+    from llmpulse.analyzers.embeddings import Embedder, MemoryEmbeddingCache
 
-        encode = Embedder().encode
-    started = time.perf_counter()
-    signals = call_signals(calls, encode)
-    elapsed = time.perf_counter() - started
-    x = np.array([[s.get(f, np.nan) for f in CONTEXT_FEATURES] for s in signals])
+    cache = MemoryEmbeddingCache.load(args.cache) if args.cache and args.cache.exists() else MemoryEmbeddingCache()
+    print(f"data={args.data} limit={args.limit} seed={args.seed} l2={L2} embeddings=all-MiniLM-L6-v2")
+    x = signals_of(domains, Embedder(cache).encode)
+    if args.cache:
+        cache.save(args.cache)
+    words = {n: np.array([len(r.split()) for _, r in d.pairs], dtype=float) for n, d in domains.items()}
+    rouge2 = {n: np.array([1.0 - rouge_precisions(r, c)["rouge2"] for c, r in d.pairs]) for n, d in domains.items()}
 
-    scores, verdicts, length_verdicts = out_of_fold(x, labels, items, words, args.folds)
-    pair_gap = np.abs(words[labels == 0] - words[labels == 1])
-    matched = np.isin(items, np.unique(items)[pair_gap <= args.tolerance])
-
-    print(
-        f"data={args.data.name} items={len(np.unique(items))} answers={len(labels)} folds={args.folds} (grouped by item)"
-    )
-    print(
-        f"embeddings={'off' if encode is None else 'all-MiniLM-L6-v2'} tolerance={args.tolerance} words "
-        f"matched_pairs={matched.sum() // 2} bootstrap_seed={args.seed} signals_time={elapsed:.1f}s "
-        f"({1000 * elapsed / len(labels):.1f} ms/answer)"
-    )
     print()
-    header = f"{'score':34s} {'AUC all':>8s} {'BA all':>7s} {'AUC matched [95% CI]':>26s} {'BA matched':>10s} {'AUC same-length':>15s}"
+    header = f"{'held-out domain':14s} {'n':>5s} {'score':32s} {'ROC AUC [95% CI]':>24s} {'BA':>6s}"
     print(header)
     print("-" * len(header))
-
-    def row(name: str, s: np.ndarray, v: np.ndarray | None) -> None:
-        low, high = auc_ci(labels[matched], s[matched], args.seed)
-        same, _pairs = same_length_auc(labels, s, words)
-        ba_all = f"{balanced_accuracy_score(labels, v):.3f}" if v is not None else "-"
-        ba_matched = f"{balanced_accuracy_score(labels[matched], v[matched]):.3f}" if v is not None else "-"
-        matched_auc = f"{roc_auc_score(labels[matched], s[matched]):.3f} [{low:.3f}, {high:.3f}]"
-        print(
-            f"{name:34s} {roc_auc_score(labels, s):8.3f} {ba_all:>7s} {matched_auc:>26s} {ba_matched:>10s} {same:15.3f}"
-        )
-
-    row("length only (words) [baseline]", words.astype(float), length_verdicts)
-    row("combined score (held out)", scores, verdicts)
-    for index, name in enumerate(CONTEXT_FEATURES):
-        column = x[:, index]
-        if np.isfinite(column).all():
-            row(f"  signal: {name}", ORIENTATION[name] * column, None)
-    _pairs = same_length_auc(labels, scores, words)[1]
-    print()
-    print(f"same-length pairs compared: {_pairs}; BA = balanced accuracy at the threshold fitted on the other folds")
+    summary: dict[str, dict[str, float]] = {"all": {}, "lexical": {}}
+    extras = []
+    for held, domain in domains.items():
+        y = domain.labels
+        train = [n for n in domains if n != held]
+        kept: dict[str, np.ndarray] = {}
+        rows = [
+            ("length only (words) [baseline]", words[held], baseline_verdicts(words, domains, held)),
+            ("1 - ROUGE-2 precision [baseline]", rouge2[held], baseline_verdicts(rouge2, domains, held)),
+        ]
+        for label, features in (("lexical", LEXICAL_FEATURES), ("all", CONTEXT_FEATURES)):
+            head = fit_on(train, domains, x, features)
+            scores = head.scores(x[held][:, [CONTEXT_FEATURES.index(f) for f in features]])
+            name = "scorer, lexical only" if label == "lexical" else "scorer, lexical + embedding"
+            rows.append((name, scores, scores >= head.threshold))
+            summary[label][held] = roc_auc_score(y, scores)
+            kept[label] = scores
+        for name, s, verdict in rows:
+            low, high = auc_ci(y, s, args.seed)
+            auc = f"{roc_auc_score(y, s):.3f} [{low:.3f}, {high:.3f}]"
+            print(f"{held:14s} {len(y):5d} {name:32s} {auc:>24s} {balanced_accuracy_score(y, verdict):6.3f}")
+        if held == "halueval_qa":
+            gap = {g: [] for g in np.unique(domain.groups)}
+            for g, w in zip(domain.groups, words[held], strict=True):
+                gap[g].append(w)
+            matched = np.array([abs(gap[g][0] - gap[g][-1]) <= 2 for g in domain.groups])
+            extras.append(
+                f"halueval_qa length-matched pairs (|word gap| <= 2, {matched.sum() // 2} pairs): scorer AUC "
+                f"{roc_auc_score(y[matched], kept['all'][matched]):.3f} (lexical only "
+                f"{roc_auc_score(y[matched], kept['lexical'][matched]):.3f}), length-only {roc_auc_score(y[matched], words[held][matched]):.3f}"
+            )
+        else:
+            abstractive = (y == 1) | (rouge2[held] > 0.5)
+            extras.append(
+                f"{held} attributable-but-abstractive (ROUGE-2 precision < 0.5, {int(((y == 0) & abstractive).sum())}) "
+                f"vs all unattributable: scorer AUC {roc_auc_score(y[abstractive], kept['all'][abstractive]):.3f} "
+                f"(lexical only {roc_auc_score(y[abstractive], kept['lexical'][abstractive]):.3f}), "
+                f"1 - ROUGE-2 {roc_auc_score(y[abstractive], rouge2[held][abstractive]):.3f}"
+            )
+        print()
+    for line in extras:
+        print(line)
+    for label in ("lexical", "all"):
+        figures = summary[label]
+        worst = min(figures, key=figures.get)  # type: ignore[arg-type]
+        shown = ", ".join(f"{n} {v:.3f}" for n, v in figures.items())
+        print(f"LODO ROC AUC {label:8s}: {shown}; worst domain {worst} ({figures[worst]:.3f})")
+    print("BA = balanced accuracy at the threshold chosen on the two training domains, carried over unchanged")
 
     if args.write_model:
-        head = fit_head(
-            "context",
-            x,
-            labels,
-            CONTEXT_FEATURES,
-            strata=length_strata(words),
-            source=(
-                f"fitted on {args.data.name} ({len(labels)} answers, length-balanced weights); "
-                "figures are out-of-fold from bench/hallucination.py"
-            ),
-        )
-        metrics = {
-            "oof_auc_all": float(roc_auc_score(labels, scores)),
-            "oof_auc_matched": float(roc_auc_score(labels[matched], scores[matched])),
-            "oof_balanced_accuracy_all": float(balanced_accuracy_score(labels, verdicts)),
-            "oof_balanced_accuracy_matched": float(balanced_accuracy_score(labels[matched], verdicts[matched])),
-            "length_only_auc_all": float(roc_auc_score(labels, words)),
-        }
-        head = type(head)(**{**head.__dict__, "metrics": metrics})
-        model = HallucinationModel({"context": head, **PRIOR_HEADS})
+        names = list(domains)
+        source = f"fitted on {', '.join(names)} (domains weighted equally, weights >= 0); LODO figures from bench/hallucination.py"
+        heads = {}
+        for key, features in (("context", CONTEXT_FEATURES), ("context_lexical", LEXICAL_FEATURES)):
+            head = fit_on(names, domains, x, features)
+            label = "all" if key == "context" else "lexical"
+            metrics = {f"lodo_auc_{n}": float(v) for n, v in summary[label].items()}
+            heads[key] = LogisticHead(**{**head.__dict__, "name": key, "source": source, "metrics": metrics})
+        model = HallucinationModel({**heads, **PRIOR_HEADS}, version=MODEL_VERSION, training_domains=tuple(names))
         args.write_model.write_text(model.to_json(), encoding="utf-8")
-        print(f"wrote {args.write_model} (threshold {head.threshold:.3f})")
+        coefficients = {f: round(c, 3) for f, c in zip(CONTEXT_FEATURES, heads["context"].coefficients, strict=True)}
+        print(f"wrote {args.write_model}: coefficients {coefficients}, threshold {heads['context'].threshold:.3f}")
     return 0
 
 

@@ -11,13 +11,13 @@ import pytest
 from llmpulse.analyzers import grounding
 from llmpulse.analyzers.base import Window
 from llmpulse.analyzers.consistency import logprob_signals, sample_signals
+from llmpulse.analyzers.hallucination import score, score_many
+from llmpulse.analyzers.hallucination_fit import domain_weights, fit_context_head, load_domains
 from llmpulse.analyzers.hallucination_model import (
     CONTEXT_FEATURES,
+    LEXICAL_FEATURES,
     PRIOR_HEADS,
     HallucinationModel,
-    balanced_weights,
-    fit_head,
-    length_strata,
 )
 from llmpulse.analyzers.hallucination_signals import (
     CallContent,
@@ -33,8 +33,10 @@ from sklearn.metrics import roc_auc_score
 from tests.analyzers.framework_helpers import NOW, call_row, create_schema, insert_calls, minutes, spread
 from tests.conftest import SHARED_DATA
 
-QA = SHARED_DATA / "halueval_qa_500.jsonl"
-needs_qa = pytest.mark.skipif(not QA.exists(), reason=f"shared data set not found: {QA}")
+DEV_FILES = ("halueval_qa_500.jsonl", "begin_wow_dev.tsv", "begin_wow_test.tsv", "begin_cmudog_dev.tsv")
+needs_dev_data = pytest.mark.skipif(
+    not all((SHARED_DATA / f).exists() for f in DEV_FILES), reason=f"shared dev data sets not found in {SHARED_DATA}"
+)
 
 CONTEXT = (
     "The Eiffel Tower was completed in 1889 for the World's Fair in Paris. It is 330 metres tall and was "
@@ -150,47 +152,76 @@ def test_call_content_prefers_captured_context_and_reads_other_choices_and_logpr
     assert output_choices(row["OutputMessages"]) == ["Blue.", "Grey."]
 
 
+# --- new grounding signals ---------------------------------------------------------------------------
+
+
+def test_worst_sentence_against_its_best_window_and_claim_free_responses() -> None:
+    assert grounding.worst_ngram_unsupported("Gustave Eiffel", CONTEXT) == (0.0, 0.0)  # a bare span, copied
+    uni, bi = grounding.worst_ngram_unsupported("It is 330 metres tall. It was painted green by Monet.", CONTEXT)
+    assert uni > 0.5 and bi > 0.5  # the second sentence decides
+    assert grounding.worst_ngram_unsupported("Yes!", CONTEXT) == (0.0, 0.0)
+    assert grounding.unsupported_word_share("haha ok", CONTEXT) == 0.0
+    assert len(grounding.context_windows("A one. B two. C three.")) == 3 + 2 + 1
+
+
+def test_every_grounding_signal_rises_with_invention() -> None:
+    copied = grounding.grounding_signals("The tower was completed in 1889 in Paris.", CONTEXT).as_dict()
+    invented = grounding.grounding_signals("Napoleon built it in 1750 in Lyon.", CONTEXT).as_dict()
+    for name in LEXICAL_FEATURES:
+        assert invented[name] >= copied[name], name
+    assert invented["novel_number_share"] == 1.0 and invented["novel_name_share"] == 1.0
+
+
 # --- combiner -----------------------------------------------------------------------------------------
 
 
-def test_balanced_weights_equalise_the_classes_inside_each_stratum() -> None:
-    strata = np.array([0, 0, 0, 1, 1, 2])
-    labels = np.array([0, 0, 1, 0, 1, 1])
-    weights = balanced_weights(strata, labels)
-    assert weights[:3].tolist() == pytest.approx([0.75, 0.75, 1.5])
-    assert weights[3:5].tolist() == pytest.approx([1.0, 1.0])
-    assert weights[5] == 0.0  # one class only: nothing to learn there but the stratum
+def test_domain_weights_equalise_domains_and_classes() -> None:
+    weights = domain_weights(["a", "a", "a", "b", "b"], [0, 0, 1, 0, 1])
+    assert weights[0] == weights[1] and weights[0] * 2 == pytest.approx(weights[2])  # classes equal inside "a"
+    assert weights[:3].sum() == pytest.approx(weights[3:].sum())  # domains equal
 
 
-def test_fit_head_learns_a_seeded_signal_and_round_trips_through_json() -> None:
+def test_fit_keeps_weights_non_negative_even_for_an_inverted_signal() -> None:
     rng = np.random.default_rng(7)
     labels = rng.integers(0, 2, 400)
-    x = np.column_stack([labels + rng.normal(0, 0.7, 400), rng.normal(0, 1, 400)])
-    head = fit_head("context", x, labels, ["signal", "noise"])
-    assert head.coefficients[0] > 1.0 and abs(head.coefficients[1]) < 0.3
+    x = np.column_stack([labels + rng.normal(0, 0.7, 400), -labels + rng.normal(0, 0.7, 400)])
+    head = fit_context_head(x, labels, ["d"] * 400, ["signal", "inverted"])
+    assert head.coefficients[0] > 1.0 and head.coefficients[1] == 0.0
     assert roc_auc_score(labels, head.scores(x)) > 0.8
-    model = HallucinationModel({"context": head, **PRIOR_HEADS})
+    model = HallucinationModel({"context": head, **PRIOR_HEADS}, version="t", training_domains=("d",))
     again = HallucinationModel.from_json(model.to_json())
-    assert np.allclose(again.heads["context"].scores(x), head.scores(x))
-    nan_row = np.array([[np.nan, np.nan]])
-    assert head.scores(nan_row)[0] == pytest.approx(1 / (1 + math.exp(-head.intercept)))
+    assert np.allclose(again.heads["context"].scores(x), head.scores(x)) and again.training_domains == ("d",)
 
 
 def test_model_file_errors_are_clear(tmp_path) -> None:
     with pytest.raises(ValueError, match="cannot read hallucination model"):
         HallucinationModel.load(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
-    bad.write_text('{"format": 1, "heads": {"context": {"name": "context"}}}')
+    bad.write_text('{"format": 2, "heads": {"context": {"name": "context"}}}')
     with pytest.raises(ValueError, match="not a valid hallucination model"):
         HallucinationModel.load(bad)
+    data = json.loads(HallucinationModel.load().to_json())
+    data["heads"]["context"]["coefficients"][0] = -0.5
+    bad.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="must be >= 0"):
+        HallucinationModel.load(bad)
+
+
+def test_shipped_model_is_sign_constrained_and_fitted_on_three_domains() -> None:
+    model = HallucinationModel.load()
+    assert model.version and set(model.training_domains) == {"halueval_qa", "begin_wow", "begin_cmudog"}
+    assert model.heads["context"].features == CONTEXT_FEATURES
+    assert model.heads["context_lexical"].features == LEXICAL_FEATURES
+    for name in ("context", "context_lexical"):
+        assert model.heads[name].calibrated and all(c >= 0 for c in model.heads[name].coefficients)
+    assert "length" not in " ".join(CONTEXT_FEATURES)
 
 
 def test_shipped_model_heads_and_the_head_each_call_gets() -> None:
     model = HallucinationModel.load()
-    assert model.heads["context"].calibrated and model.heads["context"].features == CONTEXT_FEATURES
     assert not model.heads["samples"].calibrated and not model.heads["logprobs"].calibrated
     with_context = call_signals([CallContent("Paris, in 1889.", CONTEXT)])[0]
-    assert score_signals(with_context, model).method == "context"
+    assert score_signals(with_context, model).method == "context_lexical"  # no encoder: lexical head
     samples = call_signals([CallContent("Rome.", samples=("Rome.", "Rome, Italy."))])[0]
     assert score_signals(samples, model).method == "samples"
     logprobs = call_signals([CallContent("Maybe.", logprobs=(-2.5, -3.0))])[0]
@@ -199,34 +230,53 @@ def test_shipped_model_heads_and_the_head_each_call_gets() -> None:
     assert score_signals(call_signals([CallContent("Just text.")])[0], model) is None
 
 
-@needs_qa
-def test_combiner_fitted_on_part_of_halueval_ranks_held_out_length_matched_pairs() -> None:
-    """Seeded split by item: fit on 300 items, score the other 200; no embeddings (fast)."""
-    rows = [json.loads(line) for line in QA.read_text(encoding="utf-8").splitlines()]
-    order = np.random.default_rng(0).permutation(len(rows))
-    train, test = order[:300], order[300:]
+# --- public API ---------------------------------------------------------------------------------------
 
-    def dataset(indices):
-        calls, labels, words, pair_gap = [], [], [], []
-        for i in indices:
-            r = rows[i]
-            gap = abs(len(r["right_answer"].split()) - len(r["hallucinated_answer"].split()))
-            for answer, label in ((r["right_answer"], 0), (r["hallucinated_answer"], 1)):
-                calls.append(CallContent(answer, r["knowledge"]))
-                labels.append(label)
-                words.append(len(answer.split()))
-                pair_gap.append(gap)
-        x = np.array([[s.get(f, np.nan) for f in CONTEXT_FEATURES] for s in call_signals(calls)])
-        return x, np.array(labels), np.array(words), np.array(pair_gap)
+LONG_CONTEXT = (
+    " ".join(f"Paragraph {i} discusses the harbour trade of the year {1700 + i} and its ships." for i in range(60))
+    + " "
+    + CONTEXT
+)
 
-    x_train, y_train, w_train, _ = dataset(train)
-    x_test, y_test, _w, gap = dataset(test)
-    head = fit_head("context", x_train, y_train, CONTEXT_FEATURES, strata=length_strata(w_train))
-    scores = head.scores(x_test)
-    matched = gap <= 2
-    assert matched.sum() >= 40
-    assert roc_auc_score(y_test[matched], scores[matched]) > 0.8
-    assert roc_auc_score(y_test, scores) > 0.85
+
+def test_score_and_score_many_shape_range_and_direction() -> None:
+    copied = "The Eiffel Tower was completed in 1889 for the World's Fair in Paris."
+    invented = "The Eiffel Tower was completed in 1925 by Napoleon Bonaparte for the Olympics in Lyon."
+    got = score_many([(CONTEXT, copied), (CONTEXT, invented), (CONTEXT, "Gustave Eiffel"), (CONTEXT, "Sadi Carnot")])
+    assert len(got) == 4 and all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in got)
+    assert got[0] < got[1] and got[2] < got[3]  # short answers: the copied span below the invented name
+    assert score(CONTEXT, copied) == pytest.approx(got[0])
+    assert score_many([]) == []
+    unsupported = score("", "The bridge opened in 1932.")  # an empty context supports nothing
+    assert 0.5 < unsupported <= 1.0
+
+
+def test_score_is_robust_to_long_contexts() -> None:
+    copied, invented = score_many(
+        [(LONG_CONTEXT, "It is 330 metres tall."), (LONG_CONTEXT, "It is 912 metres tall and made of gold.")]
+    )
+    assert copied < 0.5 < invented
+
+
+@needs_dev_data
+def test_leave_one_domain_out_on_a_sample_of_the_dev_domains() -> None:
+    """Lexical signals only (fast): fit on two sampled domains, score the third; every held-out AUC above 0.8."""
+    from llmpulse.analyzers.grounding import grounding_signals_many
+
+    domains = load_domains(SHARED_DATA, limit=120, seed=1)
+    x = {
+        n: np.array(
+            [[g.as_dict()[f] for f in LEXICAL_FEATURES] for g in grounding_signals_many([(r, c) for c, r in d.pairs])]
+        )
+        for n, d in domains.items()
+    }
+    for held in domains:
+        train = [n for n in domains if n != held]
+        labels = np.concatenate([domains[n].labels for n in train])
+        tags = np.concatenate([[n] * len(domains[n].labels) for n in train])
+        head = fit_context_head(np.vstack([x[n] for n in train]), labels, tags, LEXICAL_FEATURES)
+        assert all(c >= 0 for c in head.coefficients)
+        assert roc_auc_score(domains[held].labels, head.scores(x[held])) > 0.8, held
 
 
 # --- optional judges ----------------------------------------------------------------------------------
@@ -323,7 +373,9 @@ def test_hallucination_analyzer_alerts_on_a_rise_and_stores_per_call_scores(ch, 
     by_model = {r.segment["model"]: r for r in results}
     assert by_model["m1"].alert and by_model["m1"].value == pytest.approx(0.5)
     assert by_model["m1"].details["reference_rate"] == pytest.approx(0.05)
-    assert by_model["m1"].details["methods"] == {"context": 60}
+    assert by_model["m1"].details["methods"] == {"context_lexical": 60}
+    assert by_model["m1"].details["share_above_reference_cut"] == pytest.approx(0.5)
+    assert by_model["m1"].details["mannwhitney_p"] < 1e-6
     assert not by_model["m2"].alert and by_model["m2"].p_value > 0.05
     stored = ch.query(
         "SELECT count(), countIf(Flagged), uniqExact(Method) FROM {db:Identifier}.call_scores FINAL "
