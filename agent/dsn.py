@@ -67,7 +67,9 @@ class StoreTarget:
                 ) from exc
             return _open_private(
                 self.path,
-                lambda: clickhouse_connect.get_client(interface="chdb", path=self.path, settings=settings or None),
+                lambda: clickhouse_connect.get_client(
+                    interface="chdb", path=self.path, settings={**EMBEDDED_SETTINGS, **settings}
+                ),
             )
         return clickhouse_connect.get_client(
             host=self.host,
@@ -81,6 +83,12 @@ class StoreTarget:
         )
 
 
+# The embedded engine shares the process (and its memory) with the app or the analyzers: sorts and
+# aggregations beyond these sizes spill to the store's tmp/ directory instead of growing resident memory.
+EMBEDDED_SETTINGS: dict[str, Any] = {
+    "max_bytes_before_external_sort": 256 * 1024 * 1024,
+    "max_bytes_before_external_group_by": 256 * 1024 * 1024,
+}
 STORE_DIR_MODE = 0o700
 _PRIVATE_UMASK = 0o077
 
