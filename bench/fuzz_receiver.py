@@ -259,7 +259,7 @@ def main() -> None:
     finally:
         agent.send_signal(signal.SIGTERM)
         agent.wait(120)
-    from llmpulse.agent.dsn import parse_dsn
+    from llmpulse.agent.store.dsn import parse_dsn
 
     client = parse_dsn(dsn).client()
     figures["stored_spans"], figures["stored_spans_past_ttl"] = stored_spans(client, "llmpulse")

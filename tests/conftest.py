@@ -33,7 +33,7 @@ def store_dsn(store_path: Path) -> str:
 @pytest.fixture(scope="session")
 def ch(store_dsn: str) -> Iterator[Any]:
     """A clickhouse-connect client on the session's embedded store."""
-    from llmpulse.agent.dsn import parse_dsn
+    from llmpulse.agent.store.dsn import parse_dsn
 
     client = parse_dsn(store_dsn).client()
     yield client

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import urllib3
-from llmpulse.agent.sidecar import Sidecar
-from llmpulse.agent.sidecar_config import build_sidecar_config
+from llmpulse.agent.sidecar.config import build_sidecar_config
+from llmpulse.agent.sidecar.server import Sidecar
 
 
 class RunningSidecar:

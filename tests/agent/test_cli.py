@@ -110,7 +110,7 @@ def test_bad_environment_is_reported_and_existing_store_untouched(tmp_path: Path
         [
             PYTHON,
             "-c",
-            "from llmpulse.agent.dsn import parse_dsn; c=parse_dsn(None).client();"
+            "from llmpulse.agent.store.dsn import parse_dsn; c=parse_dsn(None).client();"
             "print(c.query('SELECT count() FROM llmpulse.llm_calls').result_rows[0][0])",
         ],
         capture_output=True,
@@ -177,7 +177,7 @@ def test_store_open_in_another_process_is_explained(tmp_path: Path, python_env) 
         [
             PYTHON,
             "-c",
-            "from llmpulse.agent.dsn import parse_dsn; import sys, time\n"
+            "from llmpulse.agent.store.dsn import parse_dsn; import sys, time\n"
             "c = parse_dsn(None).client(); c.command('SELECT 1'); print('ready', flush=True); sys.stdin.read()",
         ],
         cwd=tmp_path,
@@ -201,7 +201,7 @@ def test_store_open_in_another_process_is_explained(tmp_path: Path, python_env) 
 @pytest.mark.parametrize(
     ("module", "importer", "argv", "extra"),
     [
-        ("aiohttp", "llmpulse.agent.sidecar", ["agent", "--gpu", "off"], "sidecar"),
+        ("aiohttp", "llmpulse.agent.sidecar.server", ["agent", "--gpu", "off"], "sidecar"),
         (
             "grafana_client",
             "llmpulse.dashboards.push",

@@ -15,7 +15,7 @@ from typing import Any
 import httpx2
 import pytest
 from llmpulse.agent import observe
-from llmpulse.agent.prices import PriceTable
+from llmpulse.agent.enrich.prices import PriceTable
 
 from llmpulse import agent
 from tests.agent.provider_fakes import (

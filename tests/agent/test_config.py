@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 import pytest
-from llmpulse.agent.config import ConfigError, build_config
-from llmpulse.agent.dsn import DSNError, parse_dsn
+from llmpulse.agent.export.config import ConfigError, build_config
+from llmpulse.agent.store.dsn import DSNError, parse_dsn
 
 from llmpulse import agent
 

@@ -7,9 +7,9 @@ import re
 
 import pytest
 import yaml
-from llmpulse.agent import config as sdk_config
 from llmpulse.agent.cli import build_parser
-from llmpulse.agent.sidecar_config import ENV_CONFIG_FILE, SETTINGS, SidecarConfig, build_sidecar_config
+from llmpulse.agent.export import config as sdk_config
+from llmpulse.agent.sidecar.config import ENV_CONFIG_FILE, SETTINGS, SidecarConfig, build_sidecar_config
 
 from tests.conftest import REPO
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from llmpulse.agent.config import ConfigError, build_config
-from llmpulse.agent.dsn import DSNError, open_error_message, parse_dsn
+from llmpulse.agent.export.config import ConfigError, build_config
+from llmpulse.agent.store.dsn import DSNError, open_error_message, parse_dsn
 
 from llmpulse import agent
 from tests.conftest import PYTHON
@@ -133,7 +133,7 @@ def test_chdb_paths_may_hold_at_signs(tmp_path: Path) -> None:
 
 def _open_store(path: Path, env: dict[str, str], *, write: bool = True) -> None:
     """Open the store in a child (chDB allows one path per process); write a prompt into it or read it."""
-    code = f"from llmpulse.agent.dsn import parse_dsn\nc = parse_dsn('chdb://{path}').client()\n"
+    code = f"from llmpulse.agent.store.dsn import parse_dsn\nc = parse_dsn('chdb://{path}').client()\n"
     if write:
         code += (
             "c.command('CREATE DATABASE IF NOT EXISTS d')\n"

@@ -16,7 +16,7 @@ SCRIPT = textwrap.dedent(
     """
     import json, os, sys
     from llmpulse import agent
-    from llmpulse.agent.dsn import parse_dsn
+    from llmpulse.agent.store.dsn import parse_dsn
 
     store, spool = sys.argv[1], sys.argv[2]
     agent.configure(store, spool_dir=spool, flush_interval=0.05)

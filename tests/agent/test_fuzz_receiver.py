@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from llmpulse.agent.schema import SchemaOptions, apply
+from llmpulse.agent.store.schema import SchemaOptions, apply
 
 from .sidecar_harness import running_sidecar
 

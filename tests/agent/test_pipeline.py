@@ -7,12 +7,14 @@ import time
 
 import pytest
 from llmpulse.agent import feedback, observe
-from llmpulse.agent.clickhouse import ClickHouseWriter, spans_to_batch
-from llmpulse.agent.enrich import FinishedSpan
-from llmpulse.agent.schema import SchemaOptions
-from llmpulse.agent.spool import Batch, Spool
+from llmpulse.agent.enrich.span import FinishedSpan
+from llmpulse.agent.export.spool import Spool
+from llmpulse.agent.store.rows import Batch
+from llmpulse.agent.store.schema import SchemaOptions
+from llmpulse.agent.store.writer import ClickHouseWriter
 
 from llmpulse import agent
+from tests.agent.export.span_batches import spans_to_batch
 
 
 def _count(ch, database: str, table: str, where: str = "1") -> int:
@@ -154,7 +156,7 @@ def _span(i: int) -> FinishedSpan:
 
 
 def test_insert_with_same_token_is_stored_once(ch, store_dsn, database) -> None:
-    from llmpulse.agent.dsn import parse_dsn
+    from llmpulse.agent.store.dsn import parse_dsn
 
     writer = ClickHouseWriter(parse_dsn(store_dsn, database=database), SchemaOptions(database=database))
     batch = spans_to_batch([_span(i) for i in range(10)], service_name="s", resource={}, scope_version="0")
@@ -237,8 +239,8 @@ def test_backlog_makes_larger_inserts(store_dsn, database, tmp_path, collector, 
             _observed()
         pipeline._drain(everything=True)  # by hand: the worker and the writer are parked
         batches = []
-        while not pipeline._batches.empty():
-            batches.append(pipeline._batches.get_nowait())
+        while not pipeline.store_sink._batches.empty():
+            batches.append(pipeline.store_sink._batches.get_nowait())
         assert [b.count for b in batches] == inserts  # (at most two batches: the writer's queue holds two)
         assert [bytes(b.payload).count(b"\n") for b in batches] == [b.count for b in batches]
         assert all(size <= 10 for size in collector.spans) and sum(collector.spans) == sum(inserts)

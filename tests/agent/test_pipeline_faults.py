@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from llmpulse.agent.clickhouse import spans_to_batch
-from llmpulse.agent.enrich import FinishedSpan
-from llmpulse.agent.pipeline import split_refused
-from llmpulse.agent.spool import Batch, Spool
+from llmpulse.agent.enrich.span import FinishedSpan
+from llmpulse.agent.export.delivery import split_refused
+from llmpulse.agent.export.spool import Spool
+from llmpulse.agent.store.rows import Batch
 
 from llmpulse import agent
+from tests.agent.export.span_batches import spans_to_batch
 
 _BAD_TIMESTAMP = b'"99999999999.000000000"'  # after 2262-04-11: DateTime64(9) refuses it (Code 41)
 _next_id = iter(range(1, 10**9))
@@ -87,7 +88,7 @@ def pipeline(store_dsn: str, database: str, tmp_path: Path) -> Iterator[Any]:
 @pytest.fixture
 def faults(pipeline: Any, monkeypatch: pytest.MonkeyPatch) -> Faults:
     injected = Faults()
-    spool, writer = pipeline._spool, pipeline._writer
+    spool, writer = pipeline.store_sink.spool, pipeline.store_sink.writer
     for name in ("pending", "put", "load", "files"):
         monkeypatch.setattr(spool, name, injected.wrap(f"spool.{name}", getattr(spool, name)))
     monkeypatch.setattr(writer, "insert", injected.wrap("insert", writer.insert))
@@ -260,7 +261,7 @@ def test_a_dead_letter_write_failure_is_counted_and_the_good_rows_stored(pipelin
             raise ENOSPC
         return original(self, batch, dead=dead, reason=reason)
 
-    pipeline._spool.put = put.__get__(pipeline._spool)
+    pipeline.store_sink.spool.put = put.__get__(pipeline.store_sink.spool)
     assert pipeline.submit_rows([_rows(10, bad={5})])
     assert agent.flush(30)
     assert _stored(ch, database) == 9
@@ -323,7 +324,7 @@ def test_spool_and_dead_letter_files_are_owner_only(tmp_path):
 
 
 def test_encoded_rows_are_refused_past_the_byte_cap_but_never_forever(store_dsn, database, tmp_path, monkeypatch):
-    from llmpulse.agent import pipeline as pipeline_module
+    from llmpulse.agent.export import intake as pipeline_module
 
     agent.configure(store_dsn, database=database, spool_dir=str(tmp_path / "s"), flush_interval=60)
     pipeline = agent._state.pipeline

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from llmpulse.agent.prices import ModelPrice, PriceTable
-from llmpulse.agent.providers import parse_response
+from llmpulse.agent.enrich.prices import ModelPrice, PriceTable
+from llmpulse.agent.enrich.providers import parse_response
 
 from tests.agent.provider_fakes import load_json_fixture
 
@@ -52,7 +52,7 @@ def table() -> PriceTable:
 
 
 def test_vendored_file_is_package_data() -> None:
-    doc = json.loads(resources.files("llmpulse.agent").joinpath("model_prices.json").read_text(encoding="utf-8"))
+    doc = json.loads(resources.files("llmpulse.agent.enrich").joinpath("model_prices.json").read_text(encoding="utf-8"))
     assert doc["as_of"]
     assert doc["currency"] == "USD"
     assert "list prices" in doc["source"].lower() and "override" in doc["source"].lower()

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from llmpulse.agent.providers import (
+from llmpulse.agent.enrich.providers import (
     ParsedRequest,
     ParsedResponse,
     map_finish_reason,
@@ -295,7 +295,7 @@ def test_parse_request_completion_and_embeddings() -> None:
         ("openai/gpt-4o", "openai"),
         ("claude-3-5-sonnet-20241022", "anthropic"),
         ("Anthropic/claude-x", "anthropic"),
-        ("gpt-oss-120b", None),
+        ("gpt-oss-120b", "openai"),  # the one rule (issue 12): OpenAI's open-weights models are OpenAI's
         ("meta-llama/Llama-3.1-8B-Instruct", None),
         ("mistral-large", None),
         ("omega", None),

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from google.rpc import status_pb2
-from llmpulse.agent.schema import SchemaOptions, apply
+from llmpulse.agent.store.schema import SchemaOptions, apply
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -304,10 +304,11 @@ def test_health_readiness_and_self_metrics(sidecar: Any) -> None:
 def test_rows_the_store_refuses_are_kept_aside_and_do_not_block_the_rest(
     sidecar: Any, ch: Any, database: str, tmp_path: Path
 ) -> None:
-    from llmpulse.agent.otlp_decode import EncodedRows, trace_rows
+    from llmpulse.agent.sidecar.otlp_decode import trace_rows
+    from llmpulse.agent.store.rows import Batch
 
     good = trace_rows(encode_spans(make_spans(3)))
-    bad = EncodedRows("otel_traces", good.columns, b'["not a time", 1]\n', 1)
+    bad = Batch("otel_traces", good.columns, b'["not a time", 1]\n', "", 1)
     pipeline = sidecar.sidecar.pipeline
     assert pipeline.submit_rows([bad])
     assert pipeline.flush()

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 from google.rpc import status_pb2
-from llmpulse.agent.config import ConfigError
-from llmpulse.agent.receiver import RateLimitedLog
-from llmpulse.agent.schema import SchemaOptions, apply
-from llmpulse.agent.sidecar_config import build_sidecar_config
+from llmpulse.agent.export.config import ConfigError
+from llmpulse.agent.sidecar.config import build_sidecar_config
+from llmpulse.agent.sidecar.receiver import RateLimitedLog
+from llmpulse.agent.store.schema import SchemaOptions, apply
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -180,7 +180,7 @@ def test_idle_connections_are_closed_after_the_idle_timeout_so_descriptors_come_
 
 def test_a_trickled_body_is_cut_off_with_408(store_dsn: str, schema: str, tmp_path: Path, monkeypatch: Any) -> None:
     """A body that never finishes would hold its bytes against the cap for ever."""
-    from llmpulse.agent import receiver
+    from llmpulse.agent.sidecar import receiver
 
     monkeypatch.setattr(receiver, "BODY_TIMEOUT_S", 0.3)
     with running_sidecar(store_dsn, schema, tmp_path) as sidecar:
@@ -218,7 +218,7 @@ def test_a_repeated_message_is_logged_once_per_interval_with_the_count_left_out(
 
 def test_a_flood_of_bad_requests_writes_one_log_line(store_dsn: str, schema: str, tmp_path: Path, caplog: Any) -> None:
     """Defect 2: the agent's log grew 97 MB in 10 s."""
-    from llmpulse.agent.receiver import LOG_INTERVAL_S
+    from llmpulse.agent.sidecar.receiver import LOG_INTERVAL_S
 
     with caplog.at_level(logging.INFO, logger="llmpulse"):
         with running_sidecar(store_dsn, schema, tmp_path) as sidecar:
@@ -262,7 +262,7 @@ def test_a_bad_token_file_is_named_and_its_content_never_shown(tmp_path: Path, c
 def test_the_cli_takes_a_bare_metrics_without_auth_flag_and_the_token_file() -> None:
     import argparse
 
-    from llmpulse.agent import sidecar_cli
+    from llmpulse.agent.cli import agent_verb as sidecar_cli
 
     parser = argparse.ArgumentParser()
     sidecar_cli.register(parser.add_subparsers())

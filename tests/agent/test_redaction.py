@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from llmpulse.agent.redaction import CATEGORIES, Redaction, may_hold_secret, redact_builtin
+from llmpulse.agent.enrich.redaction import CATEGORIES, Redaction, may_hold_secret, redact_builtin
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from llmpulse.agent import observe
-from llmpulse.agent.schema import SchemaOptions, apply
+from llmpulse.agent.store.schema import SchemaOptions, apply
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -142,7 +142,7 @@ def test_nested_parts_and_positional_arguments_are_snapshotted(configured) -> No
 
 
 def test_snapshot_copies_containers_and_shares_everything_else() -> None:
-    from llmpulse.agent.decorator import _MAX_COPY_DEPTH, _copy
+    from llmpulse.agent.sdk.decorator import _MAX_COPY_DEPTH, _copy
 
     model = object()
     value = {"a": [{"b": (1, [2])}], "model": model, "text": "x" * 10}

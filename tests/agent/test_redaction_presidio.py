@@ -17,8 +17,8 @@ import pytest
 pytest.importorskip("presidio_analyzer", reason="the optional extra is not installed: pip install 'llmpulse[presidio]'")
 
 from llmpulse.agent import observe
-from llmpulse.agent.redaction import Redaction
-from llmpulse.agent.redaction_presidio import presidio_redactor
+from llmpulse.agent.enrich.redaction import Redaction
+from llmpulse.agent.enrich.redaction_presidio import presidio_redactor
 
 from llmpulse import agent
 
@@ -80,6 +80,6 @@ def test_unknown_entities_and_missing_models_are_refused() -> None:
 
 
 def test_the_sdk_never_imports_presidio() -> None:
-    code = "import llmpulse.agent, llmpulse.agent.redaction, sys; print('presidio_analyzer' in sys.modules, 'spacy' in sys.modules)"
+    code = "import llmpulse.agent, llmpulse.agent.enrich.redaction, sys; print('presidio_analyzer' in sys.modules, 'spacy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]

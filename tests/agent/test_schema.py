@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from llmpulse.agent.schema import MIGRATIONS, SchemaOptions, applied_versions, apply, render_all, set_ttl
+from llmpulse.agent.store.schema import MIGRATIONS, SchemaOptions, applied_versions, apply, render_all, set_ttl
 
 
 def test_migrations_are_idempotent(ch, database) -> None:

@@ -93,7 +93,7 @@ def test_sigterm_flushes_and_exits_zero_and_a_second_agent_is_told_the_store_is_
         [
             PYTHON,
             "-c",
-            "from llmpulse.agent.dsn import parse_dsn\n"
+            "from llmpulse.agent.store.dsn import parse_dsn\n"
             "c = parse_dsn(None).client()\n"
             "print(c.query('SELECT count() FROM llmpulse.otel_traces').result_rows[0][0])",
         ],

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from llmpulse.agent.schema import SchemaOptions, apply
+from llmpulse.agent.store.schema import SchemaOptions, apply
 
 from tests.collectors.nvml_replay import ReplayNvml, load
 

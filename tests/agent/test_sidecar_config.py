@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from llmpulse.agent.config import ConfigError
-from llmpulse.agent.sidecar_config import ScrapeTarget, build_sidecar_config, parse_duration
+from llmpulse.agent.export.config import ConfigError
+from llmpulse.agent.sidecar.config import ScrapeTarget, build_sidecar_config, parse_duration
 
 
 def test_defaults() -> None:
@@ -117,8 +117,8 @@ def test_the_sidecar_inserts_larger_batches_than_the_sdk_unless_told_otherwise()
 
 
 def test_redaction_categories_reach_the_sidecars_pipeline_and_bad_ones_are_named() -> None:
-    from llmpulse.agent.config import ConfigError
-    from llmpulse.agent.sidecar_config import build_sidecar_config
+    from llmpulse.agent.export.config import ConfigError
+    from llmpulse.agent.sidecar.config import build_sidecar_config
 
     config = build_sidecar_config({"redact_categories": "credit_card, ip"}, environ={})
     assert config.pipeline.redact_categories == frozenset({"credit_card", "ip"})

@@ -25,7 +25,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     from llmpulse import agent
-    from llmpulse.agent.dsn import parse_dsn
+    from llmpulse.agent.store.dsn import parse_dsn
 
     store, spool = sys.argv[1], sys.argv[2]
     agent.configure(store, spool_dir=spool, batch_size=50, flush_interval=0.05)
@@ -50,7 +50,7 @@ REPLAYER = textwrap.dedent(
     """
     import json, sys
     from llmpulse import agent
-    from llmpulse.agent.dsn import parse_dsn
+    from llmpulse.agent.store.dsn import parse_dsn
 
     store, spool = sys.argv[1], sys.argv[2]
     agent.configure(store, spool_dir=spool, flush_interval=0.05)  # the table is attached again after restart
@@ -123,7 +123,7 @@ AGENT += ["--batch-size", "2000", "--shutdown-timeout", "120"]
 COUNTER = textwrap.dedent(
     """
     import json, sys
-    from llmpulse.agent.dsn import parse_dsn
+    from llmpulse.agent.store.dsn import parse_dsn
 
     client = parse_dsn(sys.argv[1]).client()
     rows = client.query("SELECT SpanId, count() FROM llmpulse.otel_traces GROUP BY SpanId").result_rows

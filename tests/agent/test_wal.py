@@ -8,22 +8,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from llmpulse.agent.clickhouse import insert_batch
-from llmpulse.agent.config import ConfigError
-from llmpulse.agent.otlp_decode import EncodedRows, trace_rows
-from llmpulse.agent.schema import SchemaOptions, apply
-from llmpulse.agent.sidecar_config import build_sidecar_config
-from llmpulse.agent.spool import Batch
-from llmpulse.agent.wal import WalClosed, WriteAheadLog
+from llmpulse.agent.export.config import ConfigError
+from llmpulse.agent.sidecar.config import build_sidecar_config
+from llmpulse.agent.sidecar.otlp_decode import trace_rows
+from llmpulse.agent.sidecar.wal import WalClosed, WriteAheadLog
+from llmpulse.agent.store.insert import insert_batch
+from llmpulse.agent.store.rows import Batch
+from llmpulse.agent.store.schema import SchemaOptions, apply
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 from .sidecar_harness import running_sidecar, wait_for
 from .test_receiver import PROTOBUF, count, make_spans
 
 
-def _rows(n: int, tag: str) -> EncodedRows:
+def _rows(n: int, tag: str) -> Batch:
     payload = b"".join(f'["{tag}",{i}]\n'.encode() for i in range(n))
-    return EncodedRows("t", ["tag", "i"], payload, n)
+    return Batch("t", ["tag", "i"], payload, "", n)
 
 
 def _recovered(directory: Path) -> list[Any]:
@@ -33,7 +33,7 @@ def _recovered(directory: Path) -> list[Any]:
     return log.recovered
 
 
-def _logged(directory: Path, rows: list[EncodedRows], **options: Any) -> tuple[WriteAheadLog, list[int]]:
+def _logged(directory: Path, rows: list[Batch], **options: Any) -> tuple[WriteAheadLog, list[int]]:
     log = WriteAheadLog(str(directory), **options)
     seqs, future = log.append(rows)
     future.result(10)
@@ -120,7 +120,7 @@ def test_files_are_private_and_settled_segments_are_deleted(tmp_path: Path) -> N
 def test_the_size_cap_refuses_new_requests_but_an_empty_log_takes_anything(tmp_path: Path) -> None:
     log = WriteAheadLog(str(tmp_path / "wal"), max_bytes=1 << 20)
     assert log.has_room(5 << 20), "an empty log never refuses forever"
-    seqs, future = log.append([EncodedRows("t", ["x"], b"[1]\n" * 300_000, 300_000)])
+    seqs, future = log.append([Batch("t", ["x"], b"[1]\n" * 300_000, "", 300_000)])
     future.result(10)
     assert not log.has_room(1024)
     log.release(seqs)
@@ -210,7 +210,7 @@ def test_a_failed_write_is_answered_as_failed_and_never_replayed(tmp_path: Path,
     """A disk error (here: fsync reporting EIO) fails the waiting request; the record is cut and marked void."""
     import errno
 
-    from llmpulse.agent import wal as wal_module
+    from llmpulse.agent.sidecar import wal as wal_module
 
     log, kept = _logged(tmp_path / "wal", [_rows(2, "before")])
     real_fsync = os.fsync
@@ -235,7 +235,7 @@ def test_a_failed_write_is_answered_as_failed_and_never_replayed(tmp_path: Path,
 
 
 def test_two_agents_never_share_one_log(tmp_path: Path) -> None:
-    from llmpulse.agent.wal import WalInUse
+    from llmpulse.agent.sidecar.wal import WalInUse
 
     first = WriteAheadLog(str(tmp_path / "wal"))
     with pytest.raises(WalInUse, match="in use by another llmpulse agent"):
