@@ -8,12 +8,13 @@ tick at a time, turns the rows into store batches and, at shutdown, calls ``clos
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 Rows = dict[str, list[dict[str, Any]]]
 """Rows per table; each row maps the table's column names to plain values (aware datetimes for times)."""
 
 
+@runtime_checkable
 class Collector(Protocol):
     """A source of rows sampled on a schedule."""
 

@@ -16,9 +16,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.trace import Status, StatusCode
 
 from llmpulse import agent
-
-from .sidecar_harness import running_sidecar
-from .test_receiver import _Keep
+from tests.agent.sidecar.sidecar_harness import running_sidecar
+from tests.agent.sidecar.test_receiver import _Keep
 
 EMAIL = "jane.doe@example.com"
 KEY = "sk-proj-abcdefghijklmnopqrstuvwx1234"

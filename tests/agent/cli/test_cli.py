@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import PYTHON
 
 pytestmark = pytest.mark.slow
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "providers"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "providers"
 
 
 def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:

@@ -13,7 +13,7 @@ from tests.collectors.nvml_replay import ReplayNvml, load
 
 from .sidecar_harness import running_sidecar, wait_for
 
-SERVING = Path(__file__).resolve().parent.parent / "fixtures" / "serving"
+SERVING = Path(__file__).resolve().parents[2] / "fixtures" / "serving"
 
 
 def _count(ch: Any, database: str, table: str) -> int:

@@ -13,10 +13,10 @@ import urllib3
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
+from tests.agent.sidecar.test_receiver import make_spans
 from tests.conftest import PYTHON
 
 from .test_cli import _cli
-from .test_receiver import make_spans
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ from llmpulse.agent.store.schema import SchemaOptions, apply
 
 from .sidecar_harness import running_sidecar
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "fuzz_receiver.py"
+BENCH = Path(__file__).resolve().parents[3] / "bench" / "fuzz_receiver.py"
 
 
 def _bench() -> Any:
