@@ -8,7 +8,7 @@ which spans shared an insert.
 
     python bench/fuzz_receiver.py --bodies 10000 --seed 1
 
-tests/agent/test_fuzz_receiver.py runs a few hundred bodies of the same generator in CI.
+tests/agent/sidecar/test_fuzz_receiver.py runs a few hundred bodies of the same generator in CI.
 """
 
 from __future__ import annotations

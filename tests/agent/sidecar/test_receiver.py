@@ -480,3 +480,10 @@ def test_idle_and_slow_loris_connections_are_closed(store_dsn: str, database: st
             assert conn.recv(1024) == b""  # closed by the agent, not by the 30 s socket timeout (which raises)
             conn.close()
         assert sidecar.get("/healthz").status == 200
+
+
+def test_dashboard_window_takes_the_one_duration_grammar(sidecar: Any) -> None:
+    """Issue 12: ``/dashboard?window=`` reads durations as every command does (``1w``, ``1.5h``)."""
+    for window in ("1w", "1.5h"):
+        page = sidecar.get(f"/dashboard?window={window}")
+        assert page.status == 200, page.data[:300]
