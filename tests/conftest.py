@@ -1,8 +1,8 @@
 """Shared fixtures.
 
 chDB allows one engine path per process for the process's whole life, so the test session opens one
-store and every test gets its own database in it (DESIGN.md section 2). Tests that need a second
-process (SIGKILL, CLI) use subprocesses with their own store paths.
+store and every test gets its own database in it. Tests that need a second process (SIGKILL, CLI) use
+subprocesses with their own store paths.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ the fork ran Python's fork hooks or not (a pid check on ``emit``).
 
 Subclasses say what an export is (``_export``), what follows each pass (``_end_pass``), what a flush or
 the shutdown waits for (``_settle``), and what a child re-creates (``_after_fork``); they start the
-export thread (``_start_thread``) once everything it uses is in place.
+export thread (``_start_thread``) once everything it uses is in place, then ``_register_hooks``.
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ class Batcher:
         self._flush_interval = flush_interval
         self._shutdown_timeout = shutdown_timeout
         self._start()
+
+    def _register_hooks(self) -> None:
+        """Fork and exit hooks, once the subclass is built and its threads run (a failed set-up leaves none)."""
         if hasattr(os, "register_at_fork"):
             weak_reinit = weakref.WeakMethod(self._after_fork)
 
@@ -132,17 +135,17 @@ class Batcher:
     # --- control -------------------------------------------------------------------------------
 
     def _flush_pass(self, timeout: float) -> bool:
-        """Wait for one whole pass of the worker; True when it came within ``timeout``."""
-        if self._stopped or not self._thread.is_alive():
-            return not self._queue
+        """Wait for one whole pass of the worker (it must be running); True when it came within ``timeout``."""
         waiter = threading.Event()
         with self._waiters_lock:
             self._flush_waiters.append(waiter)
         self._wake.set()
         return waiter.wait(timeout)
 
-    def _stop_thread(self, timeout: float | None) -> bool:
+    def shutdown(self, timeout: float | None = None) -> bool:
         """Stop accepting records, let the worker drain the queue within ``timeout``; True when it finished."""
+        if self._stopped:
+            return True
         timeout = self._shutdown_timeout if timeout is None else timeout
         atexit.unregister(self.shutdown)
         self._stopping.set()
@@ -155,9 +158,6 @@ class Batcher:
                 "llmpulse: shutdown deadline of %.1fs passed with %d records queued", timeout, len(self._queue)
             )
         return finished
-
-    def shutdown(self, timeout: float | None = None) -> bool:
-        raise NotImplementedError
 
     def _after_fork(self) -> None:
         """In a forked child: fresh queue, events, counters and thread; the parent's queued records are the parent's."""

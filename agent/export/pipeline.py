@@ -84,6 +84,7 @@ class Pipeline(Batcher):
         self._spool_levels = (0, 0)  # files and records in the spool when it was last listed
         self._build_sinks()
         self._start_threads()
+        self._register_hooks()
 
     def _build_sinks(self) -> None:
         """The sinks in the order they get each chunk: the user's exporters, OTLP, the store."""
@@ -240,7 +241,7 @@ class Pipeline(Batcher):
         """Stop accepting records, export (or spool) what is queued within the deadline, stop the threads."""
         if self._stopped:
             return True
-        finished = self._stop_thread(timeout)
+        finished = super().shutdown(timeout)
         for sink in self._sinks:
             sink.shutdown()
         return finished
