@@ -28,13 +28,16 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from . import _state
-from ._log import logger
-from .clickhouse import FeedbackRecord
-from .config import Config, ConfigError, build_config
-from .decorator import attributes, current_ids, observe, update_current_span
-from .dsn import DSNError, open_error_message
-from .pipeline import Pipeline, Stats
+from llmpulse.agent._log import logger
+from llmpulse.agent.export.config import Config, ConfigError, build_config
+from llmpulse.agent.export.encode import FeedbackRecord
+from llmpulse.agent.export.pipeline import Pipeline
+from llmpulse.agent.export.stats import Stats
+from llmpulse.agent.sdk import state as _state
+from llmpulse.agent.sdk.context import attributes, current_ids, update_current_span
+from llmpulse.agent.sdk.decorator import observe
+from llmpulse.agent.sdk.spans import reseed_after_fork
+from llmpulse.agent.store.dsn import DSNError, open_error_message
 
 __all__ = [
     "Config",
@@ -105,7 +108,7 @@ def configure(
         apply_schema=apply_schema,
     )
     with _configure_lock:
-        pipeline = Pipeline(config, span_exporters=span_exporters, version=__version__)
+        pipeline = Pipeline(config, span_exporters=span_exporters, version=__version__, after_fork=(reseed_after_fork,))
         if config.store is not None and config.store.embedded:
             try:
                 pipeline.open_store()

@@ -1,8 +1,9 @@
 """Attribute and metric names, in one place.
 
 GenAI names follow OpenTelemetry semantic conventions v1.41.0 (the last release with the full GenAI
-model; see shared/reference/standards.md section 1). Keeping every name here means an upstream rename
-is a one-line change, and since raw attribute maps are stored, old data stays queryable.
+model; later ones move it to a repository of its own). The SDK, the receiver and the analyzers read
+them from here. Keeping every name here means an upstream rename is a one-line change, and since raw
+attribute maps are stored, old data stays queryable.
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ def _as_datetime(value: Any) -> datetime:
 
 def write_scores(client: Any, database: str, rows: Sequence[ScoreRow]) -> int:
     """Insert score rows; returns how many."""
-    from llmpulse.agent.clickhouse import insert_rows
+    from llmpulse.agent.store.insert import insert_rows
 
     if not rows:
         return 0

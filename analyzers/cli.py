@@ -86,8 +86,8 @@ def check_option_names(names: Sequence[str], options: dict[str, Any]) -> None:
 
 
 def handle_analyze(args: argparse.Namespace) -> int:
-    from llmpulse.agent.cli import open_client, store_target
-    from llmpulse.agent.schema import SchemaOptions, apply
+    from llmpulse.agent.store.client import open_client, store_target
+    from llmpulse.agent.store.schema import SchemaOptions, apply
 
     from . import registry
     from .base import alerts_from, parse_time, progress, windows

@@ -80,7 +80,7 @@ def output_text(value: Any) -> str:
         return ""
     if isinstance(value, str):
         return value
-    from llmpulse.agent.providers import parse_response
+    from llmpulse.agent.enrich.providers import parse_response
 
     try:
         parsed = parse_response(value)

@@ -65,8 +65,8 @@ def register(verbs: Any) -> None:
 
 def _open(args: argparse.Namespace) -> tuple[Any, str]:
     """A client on the store with the schema applied, or StoreUnavailable."""
-    from llmpulse.agent.cli import open_client, store_target
-    from llmpulse.agent.schema import SchemaOptions, apply
+    from llmpulse.agent.store.client import open_client, store_target
+    from llmpulse.agent.store.schema import SchemaOptions, apply
 
     target = store_target(args)
     client = open_client(target)

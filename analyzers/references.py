@@ -201,7 +201,7 @@ def _item(record: Mapping[str, Any], default_dataset: str) -> tuple[ReferenceIte
 
 def store_items(client: Any, database: str, items: Sequence[ReferenceItem], source: str = "") -> int:
     """Insert the items into ``reference_answers`` (same dataset and id: the newer row wins)."""
-    from llmpulse.agent.clickhouse import insert_rows
+    from llmpulse.agent.store.insert import insert_rows
 
     if not items:
         return 0

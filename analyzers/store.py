@@ -27,8 +27,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 import orjson
-from llmpulse.agent.clickhouse import insert_batch, rows_to_batch
-from llmpulse.agent.schema import LLM_CALLS_DDL
+from llmpulse.agent.store.insert import insert_batch
+from llmpulse.agent.store.rows import rows_to_batch
+from llmpulse.agent.store.schema import LLM_CALLS_DDL
 
 from . import registry
 from .base import (

@@ -16,8 +16,10 @@ import tempfile
 import threading
 import time
 
-from llmpulse.agent.clickhouse import INSERT_SETTINGS, ROW_FORMAT, new_token, spans_to_batch
-from llmpulse.agent.enrich import FinishedSpan
+from llmpulse.agent.enrich.span import FinishedSpan
+from llmpulse.agent.export.encode import add_span_rows, span_batch
+from llmpulse.agent.store.insert import INSERT_SETTINGS
+from llmpulse.agent.store.rows import ROW_FORMAT, RowBuffer, new_token
 
 
 class Counter(threading.Thread):
@@ -59,8 +61,8 @@ def main() -> None:
     parser.add_argument("--inserts", type=int, default=20)
     args = parser.parse_args()
 
-    from llmpulse.agent.dsn import parse_dsn
-    from llmpulse.agent.schema import SchemaOptions, apply
+    from llmpulse.agent.store.dsn import parse_dsn
+    from llmpulse.agent.store.schema import SchemaOptions, apply
 
     client = parse_dsn(f"chdb://{tempfile.mkdtemp(prefix='llmpulse-gil-')}").client()
     apply(client, SchemaOptions(database="gil"))
@@ -85,7 +87,9 @@ def main() -> None:
         )
         for i in range(args.rows)
     ]
-    batch = spans_to_batch(spans, service_name="gil", resource={}, scope_version="0")
+    rows = RowBuffer()
+    add_span_rows(rows, spans, service_name="gil", resource={}, scope_version="0")
+    batch = span_batch(rows)
 
     def inserts() -> None:
         for _ in range(args.inserts):

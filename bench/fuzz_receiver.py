@@ -8,7 +8,7 @@ which spans shared an insert.
 
     python bench/fuzz_receiver.py --bodies 10000 --seed 1
 
-tests/agent/test_fuzz_receiver.py runs a few hundred bodies of the same generator in CI.
+tests/agent/sidecar/test_fuzz_receiver.py runs a few hundred bodies of the same generator in CI.
 """
 
 from __future__ import annotations
@@ -259,7 +259,7 @@ def main() -> None:
     finally:
         agent.send_signal(signal.SIGTERM)
         agent.wait(120)
-    from llmpulse.agent.dsn import parse_dsn
+    from llmpulse.agent.store.dsn import parse_dsn
 
     client = parse_dsn(dsn).client()
     figures["stored_spans"], figures["stored_spans_past_ttl"] = stored_spans(client, "llmpulse")

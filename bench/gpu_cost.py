@@ -19,9 +19,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from llmpulse.agent.clickhouse import INSERT_SETTINGS, ROW_FORMAT, rows_to_batch
-from llmpulse.agent.dsn import parse_dsn
-from llmpulse.agent.schema import SchemaOptions, apply
+from llmpulse.agent.store.dsn import parse_dsn
+from llmpulse.agent.store.insert import INSERT_SETTINGS
+from llmpulse.agent.store.rows import ROW_FORMAT, rows_to_batch
+from llmpulse.agent.store.schema import SchemaOptions, apply
 
 DATABASE = "bench"
 PARAMS = "start_ms={s:Int64}, end_ms={e:Int64}, price_per_kwh={k:Float64}, price_per_gpu_hour={h:Float64}"

@@ -23,8 +23,9 @@ import argparse
 import tempfile
 import time
 
-from llmpulse.agent.clickhouse import TRACE_COLUMNS, TRACE_TYPES, spans_to_columns
-from llmpulse.agent.schema import SchemaOptions, apply
+from llmpulse.agent.store.rows import attribute_string
+from llmpulse.agent.store.schema import SchemaOptions, apply, column_types
+from llmpulse.agent.store.schema.traces import OTEL_TRACES_COLUMNS, TRACE_COLUMNS
 
 from llmpulse import agent
 
@@ -74,7 +75,7 @@ def main() -> None:
         return RESPONSE
 
     messages = [{"role": "user", "content": "What is the capital of France?"}]
-    queue = agent._state.pipeline._queue
+    queue = agent._state.pipeline._queue  # the batcher's bounded queue
     max_queue = agent._state.pipeline.config.max_queue_size
     high_water = max(max_queue - 2 * batch_size, max_queue // 2)
     cpu_started = time.process_time()
@@ -91,7 +92,7 @@ def main() -> None:
     stats = agent.stats()
     insert_s = stats.insert_seconds_total
 
-    client = agent._state.pipeline._writer._client
+    client = agent._state.pipeline.store_sink.writer.client
     mean_insert = round(n / stats.inserts)
     raw_s, raw_cpu_s = raw_insert(client, keep.spans, batch_size, "raw")
     same_size_s, _ = raw_insert(client, keep.spans, mean_insert, "raw_same_size")
@@ -121,6 +122,48 @@ def main() -> None:
         f"{same_size_rate:10,.0f} records/s; ratio pipeline/raw at that size: {pipeline_rate / same_size_rate:.2f}"
     )
     print(f"rows stored: otel_traces {counts}, llm_calls {calls}; dropped {stats.dropped}, spooled {stats.spooled}")
+
+
+TRACE_TYPES = column_types(OTEL_TRACES_COLUMNS)
+
+
+def spans_to_columns(spans, *, service_name: str, resource, scope_version: str) -> list[list]:
+    """The pipeline's rows pivoted for clickhouse-connect's column-oriented ``insert`` (attribute values as
+    strings, as the insert settings store the pipeline's JSON values): the raw baseline's input."""
+    columns: list[list] = [[] for _ in TRACE_COLUMNS]
+    resource_map = dict(resource)
+    for span in spans:
+        values = (
+            span.start_ns,
+            f"{span.trace_id:032x}",
+            f"{span.span_id:016x}",
+            f"{span.parent_id:016x}" if span.parent_id else "",
+            "",
+            span.name,
+            span.kind,
+            service_name,
+            resource_map,
+            "llmpulse",
+            scope_version,
+            _stringify(span.attributes),
+            max(span.end_ns - span.start_ns, 0),
+            span.status_code,
+            span.status_message,
+            [e[0] for e in span.events],
+            [e[1] for e in span.events],
+            [_stringify(e[2]) for e in span.events],
+            [],
+            [],
+            [],
+            [],
+        )
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    return columns
+
+
+def _stringify(attributes) -> dict[str, str]:
+    return {key: value if type(value) is str else attribute_string(value) for key, value in attributes.items()}
 
 
 def raw_insert(client, spans: list, batch_size: int, database: str) -> tuple[float, float]:

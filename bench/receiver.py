@@ -31,7 +31,7 @@ import threading
 import time
 
 import urllib3
-from llmpulse.agent.otlp_decode import attributes
+from llmpulse.agent.sidecar.otlp_decode import attributes
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource

@@ -110,6 +110,11 @@ class GpuCollector:
         except Exception as err:
             log.debug("nvmlShutdown failed: %s", err)
 
+    @property
+    def failed_ticks(self) -> int:
+        """Always 0: a GPU that cannot be read is skipped for the tick (``read_errors``), the tick goes on."""
+        return 0
+
     # -- one tick -----------------------------------------------------------------------------------
 
     def collect(self, now: datetime) -> dict[str, list[dict[str, Any]]]:

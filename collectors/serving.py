@@ -349,6 +349,14 @@ class ServingScraper:
         self._fetch = fetch or fetch_text
         self._previous: dict[tuple[Any, ...], dict[str, Any]] = {}
 
+    @property
+    def failed_ticks(self) -> int:
+        """Scrapes that failed (``scrape_errors``): the page could not be fetched or read."""
+        return self.scrape_errors
+
+    def close(self) -> None:
+        """Nothing to release: each scrape opens and closes its own connection."""
+
     def collect(self, now: datetime) -> dict[str, list[dict[str, Any]]]:
         """``{"serving_metrics": rows}`` for one scrape at ``now``; no rows (and a logged error) on failure."""
         started = time.perf_counter()

@@ -63,7 +63,7 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from llmpulse.agent.cli import open_client, store_target
+    from llmpulse.agent.store.client import open_client, store_target
 
     from .report import render_report
 

@@ -36,7 +36,7 @@ class DatasourceSettings:
     @classmethod
     def from_url(cls, url: str, **overrides: Any) -> DatasourceSettings:
         """From a store DSN ``http(s)://user:password@host:port/database``."""
-        from llmpulse.agent.dsn import parse_dsn
+        from llmpulse.agent.store.dsn import parse_dsn
 
         target = parse_dsn(url)
         if target.kind != "http":

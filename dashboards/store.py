@@ -22,7 +22,7 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 @cache
 def schema_objects() -> frozenset[str]:
     """Names of every table and view the llmpulse schema creates."""
-    from llmpulse.agent.schema import MIGRATIONS
+    from llmpulse.agent.store.schema import MIGRATIONS
 
     return frozenset(obj.name for migration in MIGRATIONS for obj in migration.objects)
 

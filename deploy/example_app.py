@@ -10,7 +10,7 @@ import itertools
 import time
 
 from llmpulse.agent import configure, observe
-from llmpulse.agent.demo import SimulatedChatModel
+from llmpulse.agent.cli.demo.app import SimulatedChatModel
 
 configure()  # OTEL_EXPORTER_OTLP_ENDPOINT and LLMPULSE_EXPORT=otlp come from the environment
 model = SimulatedChatModel(seed=11)

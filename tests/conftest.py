@@ -1,8 +1,8 @@
 """Shared fixtures.
 
 chDB allows one engine path per process for the process's whole life, so the test session opens one
-store and every test gets its own database in it (DESIGN.md section 2). Tests that need a second
-process (SIGKILL, CLI) use subprocesses with their own store paths.
+store and every test gets its own database in it. Tests that need a second process (SIGKILL, CLI) use
+subprocesses with their own store paths.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def store_dsn(store_path: Path) -> str:
 @pytest.fixture(scope="session")
 def ch(store_dsn: str) -> Iterator[Any]:
     """A clickhouse-connect client on the session's embedded store."""
-    from llmpulse.agent.dsn import parse_dsn
+    from llmpulse.agent.store.dsn import parse_dsn
 
     client = parse_dsn(store_dsn).client()
     yield client

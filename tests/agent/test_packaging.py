@@ -43,9 +43,9 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _source_modules() -> set[str]:
     modules = {"llmpulse"}
     for package in PACKAGES:
-        for path in (REPO / package).glob("*.py"):
-            stem = path.stem
-            modules.add(f"llmpulse.{package}" if stem == "__init__" else f"llmpulse.{package}.{stem}")
+        for path in (REPO / package).rglob("*.py"):
+            parts = path.relative_to(REPO).with_suffix("").parts
+            modules.add(".".join(("llmpulse", *(parts[:-1] if parts[-1] == "__init__" else parts))))
     return modules
 
 
@@ -56,7 +56,7 @@ def test_wheel_contains_and_imports_every_module(wheel: Path, tmp_path: Path) ->
     in_wheel = {n[:-3].replace("/", ".").removesuffix(".__init__") for n in names if n.endswith(".py")}
     missing = _source_modules() - in_wheel
     assert not missing, f"modules missing from the wheel: {sorted(missing)}"
-    assert "llmpulse/agent/model_prices.json" in names
+    assert "llmpulse/agent/enrich/model_prices.json" in names
     script = (
         "import importlib, sys\n"
         f"mods = {sorted(in_wheel)!r}\n"

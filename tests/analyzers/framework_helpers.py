@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from llmpulse.agent.clickhouse import insert_rows
-from llmpulse.agent.schema import SchemaOptions, apply
+from llmpulse.agent.store.insert import insert_rows
+from llmpulse.agent.store.schema import SchemaOptions, apply
 
 # Calls are placed relative to NOW, the start of the current hour: recent, because the tables' TTLs
 # (180 days for llm_calls, 30 for content) would let the engine drop older test rows at any moment.

@@ -134,7 +134,7 @@ def _answers(start, end, version: str, degrade_every: int, first: int, by_id: bo
 
 def _tag_item_ids(ch, database, rows) -> None:
     """Spans in otel_traces carrying the item id attribute (what attributes(...) gives a real call)."""
-    from llmpulse.agent.clickhouse import insert_rows
+    from llmpulse.agent.store.insert import insert_rows
 
     spans = [
         {

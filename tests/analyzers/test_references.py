@@ -105,7 +105,7 @@ def test_index_matches_by_id_then_exact_input_and_refuses_ambiguity() -> None:
 
 
 def test_cli_loads_lists_and_keeps_what_was_stored_when_a_file_is_bad(tmp_path, store_dsn, database, capsys) -> None:
-    from llmpulse.agent.dsn import parse_dsn
+    from llmpulse.agent.store.dsn import parse_dsn
 
     good = _write(
         tmp_path / "faq.jsonl",

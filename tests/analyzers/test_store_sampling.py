@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from llmpulse.agent.dsn import EMBEDDED_SETTINGS
+from llmpulse.agent.store.dsn import EMBEDDED_SETTINGS
 from llmpulse.analyzers.base import NOT_ENOUGH_DATA, windows
 from llmpulse.analyzers.hallucination_signals import context_from_messages
 from llmpulse.analyzers.store import (

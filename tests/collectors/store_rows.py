@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from llmpulse.agent.clickhouse import insert_rows as insert_mappings
-from llmpulse.agent.schema import SchemaOptions, apply
+from llmpulse.agent.store.insert import insert_rows as insert_mappings
+from llmpulse.agent.store.schema import SchemaOptions, apply
 
 
 def create_schema(ch: Any, database: str) -> None:

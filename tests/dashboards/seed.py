@@ -33,13 +33,13 @@ class Seeded:
 
 
 def _insert(ch: Any, database: str, table: str, rows: list[dict[str, Any]]) -> None:
-    from llmpulse.agent.clickhouse import insert_rows
+    from llmpulse.agent.store.insert import insert_rows
 
     insert_rows(ch, database, table, rows)
 
 
 def _sdk_traffic(store_dsn: str, database: str, spool: Path) -> None:
-    from llmpulse.agent.demo import DemoApp, SimulatedChatModel, SimulatedRateLimitError
+    from llmpulse.agent.cli.demo.app import DemoApp, SimulatedChatModel, SimulatedRateLimitError
 
     from llmpulse import agent
 
@@ -270,7 +270,7 @@ def _scores(ch: Any, database: str) -> None:
 
 
 def seed(ch: Any, store_dsn: str, database: str, spool: Path) -> Seeded:
-    from llmpulse.agent.schema import SchemaOptions, apply
+    from llmpulse.agent.store.schema import SchemaOptions, apply
 
     apply(ch, SchemaOptions(database=database))
     start = datetime.now(timezone.utc)

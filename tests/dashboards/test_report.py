@@ -38,7 +38,7 @@ def test_report_lists_the_analyzer_alerts(report_html):
 
 
 def test_report_on_an_empty_store_says_no_data(ch, database):
-    from llmpulse.agent.schema import SchemaOptions, apply
+    from llmpulse.agent.store.schema import SchemaOptions, apply
 
     apply(ch, SchemaOptions(database=database))
     html = render_report(ch, database, window="1h")

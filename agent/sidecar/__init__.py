@@ -1,0 +1,9 @@
+"""The sidecar process, ``llmpulse agent``: it imports anything it needs, and nothing imports it.
+
+- ``server``: ``Sidecar``, the process (HTTP endpoints, lifecycle);
+- ``receiver``: the OTLP/HTTP receiver (limits, auth, status answers); ``otlp_decode``: received OTLP
+  bodies to store rows;
+- ``wal`` and ``durable``: the write-ahead log, and the sink that answers 200 once a request is in it;
+- ``schedule``: collector ticks and scheduled analyses; ``selfmetrics``: its own ``/metrics``;
+- ``config``: its settings (flags over environment over a YAML file).
+"""
