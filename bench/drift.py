@@ -40,8 +40,8 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 from llmpulse.analyzers.drift import two_sample_test  # noqa: E402
+from llmpulse.analyzers.drift.two_sample import classifier_test, mmd_permutation_test  # noqa: E402
 from llmpulse.analyzers.embeddings import Embedder, MemoryEmbeddingCache  # noqa: E402
-from llmpulse.analyzers.two_sample import classifier_test, mmd_permutation_test  # noqa: E402
 from scipy.stats import binomtest  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from llmpulse.agent import observe
 from llmpulse.agent.cli import main
-from llmpulse.analyzers import registry
+from llmpulse.analyzers.framework import registry
 
 from llmpulse import agent
 from tests.conftest import SHARED_DATA
