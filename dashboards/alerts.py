@@ -305,34 +305,25 @@ def _data(rule: AlertRule, settings: AlertSettings) -> list[dict[str, Any]]:
                 "maxDataPoints": 43200,
             },
         },
-        {
-            "refId": "B",
-            "queryType": "",
-            "relativeTimeRange": {"from": 0, "to": 0},
-            "datasourceUid": "__expr__",
-            "model": {
-                "refId": "B",
-                "datasource": {"type": "__expr__", "uid": "__expr__"},
-                "type": "reduce",
-                "expression": "A",
-                "reducer": "last",
-                "settings": {"mode": "dropNN"},
-            },
-        },
-        {
-            "refId": "C",
-            "queryType": "",
-            "relativeTimeRange": {"from": 0, "to": 0},
-            "datasourceUid": "__expr__",
-            "model": {
-                "refId": "C",
-                "datasource": {"type": "__expr__", "uid": "__expr__"},
-                "type": "threshold",
-                "expression": "B",
-                "conditions": [{"evaluator": {"type": rule.comparator, "params": [rule.threshold]}}],
-            },
-        },
+        _expression("B", type="reduce", expression="A", reducer="last", settings={"mode": "dropNN"}),
+        _expression(
+            "C",
+            type="threshold",
+            expression="B",
+            conditions=[{"evaluator": {"type": rule.comparator, "params": [rule.threshold]}}],
+        ),
     ]
+
+
+def _expression(ref_id: str, **model: Any) -> dict[str, Any]:
+    """A server-side expression query (``__expr__``: reduce, threshold, ...) on the queries before it."""
+    return {
+        "refId": ref_id,
+        "queryType": "",
+        "relativeTimeRange": {"from": 0, "to": 0},
+        "datasourceUid": "__expr__",
+        "model": {"refId": ref_id, "datasource": {"type": "__expr__", "uid": "__expr__"}, **model},
+    }
 
 
 def _common(rule: AlertRule, settings: AlertSettings) -> dict[str, Any]:

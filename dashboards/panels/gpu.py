@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from llmpulse.dashboards.model import Dashboard, Panel, Row, Variable
 
+from .series import labelled_series
 from .thresholds import ORANGE, RED, steps
 from .variables import IN_HOST, IN_SERVICE, MODEL, SERVICE, one_of
 
@@ -37,17 +38,17 @@ PRICE_PER_GPU_HOUR = Variable(
 
 
 def _gpu_series(key: str, title: str, value: str, column: str, unit: str, **extra: object) -> Panel:
-    return Panel(
-        key=key,
-        title=title,
-        sql=(
-            f"SELECT $__timeInterval(Timestamp) AS time, {GPU_LABEL} AS gpu, {value} AS {column} FROM gpu_samples"
-            f" WHERE {GPU_FILTER} GROUP BY time, gpu ORDER BY time"
-        ),
-        visualization="timeseries",
-        columns=("time", "gpu", column),
+    return labelled_series(
+        key,
+        title,
+        table="gpu_samples",
+        where=GPU_FILTER,
+        label="gpu",
+        label_sql=GPU_LABEL,
+        value=value,
+        column=column,
         unit=unit,
-        **extra,  # type: ignore[arg-type]
+        **extra,
     )
 
 

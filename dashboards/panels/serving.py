@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from llmpulse.dashboards.model import Dashboard, Panel, Row, Variable
 
+from .series import labelled_series
 from .thresholds import ORANGE, RED, steps
 from .variables import IN_HOST, one_of
 
@@ -34,18 +35,17 @@ def _quantile_arm(q: str) -> str:
 
 
 def _serving_series(key: str, title: str, value: str, where: str, column: str, unit: str, **extra: object) -> Panel:
-    return Panel(
-        key=key,
-        title=title,
-        sql=(
-            f"SELECT $__timeInterval(Timestamp) AS time, concat({SERVING_MODEL}, ' ', Metric) AS series,"
-            f" {value} AS {column} FROM serving_metrics WHERE {SERVING_FILTER} AND {where}"
-            " GROUP BY time, series ORDER BY time"
-        ),
-        visualization="timeseries",
-        columns=("time", "series", column),
+    return labelled_series(
+        key,
+        title,
+        table="serving_metrics",
+        where=f"{SERVING_FILTER} AND {where}",
+        label="series",
+        label_sql=f"concat({SERVING_MODEL}, ' ', Metric)",
+        value=value,
+        column=column,
         unit=unit,
-        **extra,  # type: ignore[arg-type]
+        **extra,
     )
 
 
