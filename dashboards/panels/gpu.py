@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from llmpulse.dashboards.model import Dashboard, Panel, Row, Variable
 
 from .series import labelled_series
@@ -37,19 +39,7 @@ PRICE_PER_GPU_HOUR = Variable(
 )
 
 
-def _gpu_series(key: str, title: str, value: str, column: str, unit: str, **extra: object) -> Panel:
-    return labelled_series(
-        key,
-        title,
-        table="gpu_samples",
-        where=GPU_FILTER,
-        label="gpu",
-        label_sql=GPU_LABEL,
-        value=value,
-        column=column,
-        unit=unit,
-        **extra,
-    )
+_gpu_series = partial(labelled_series, table="gpu_samples", where=GPU_FILTER, label="gpu", label_sql=GPU_LABEL)
 
 
 GPU = Dashboard(

@@ -8,14 +8,14 @@ from llmpulse.dashboards.model import Panel
 def labelled_series(
     key: str,
     title: str,
+    value: str,
+    column: str,
+    unit: str,
     *,
     table: str,
     where: str,
     label: str,
     label_sql: str,
-    value: str,
-    column: str,
-    unit: str,
     **extra: object,
 ) -> Panel:
     """``value`` per interval of ``table`` rows matching ``where``, one series per ``label`` (``label_sql``)."""

@@ -35,16 +35,19 @@ def _quantile_arm(q: str) -> str:
 
 
 def _serving_series(key: str, title: str, value: str, where: str, column: str, unit: str, **extra: object) -> Panel:
+    """A series per model and metric of the scraped engine metrics matching ``where``."""
+    series = f"concat({SERVING_MODEL}, ' ', Metric)"
+    filters = f"{SERVING_FILTER} AND {where}"
     return labelled_series(
         key,
         title,
+        value,
+        column,
+        unit,
         table="serving_metrics",
-        where=f"{SERVING_FILTER} AND {where}",
+        where=filters,
         label="series",
-        label_sql=f"concat({SERVING_MODEL}, ' ', Metric)",
-        value=value,
-        column=column,
-        unit=unit,
+        label_sql=series,
         **extra,
     )
 
