@@ -41,6 +41,7 @@ def load(name: str) -> Callable[..., Any]:
 
 def version(name: str) -> str:
     """The analyzer module's VERSION, or "unknown" when the module cannot even be imported."""
+    check_name(name)
     try:
         return str(getattr(_module(name), "VERSION", "unknown"))
     except Exception:
