@@ -1,4 +1,4 @@
-"""Old path of ``Window``, kept only because ``llmpulse.agent`` (demo) imports it and this branch leaves agent/ alone.
+"""Old path of ``Window``, kept only because ``llmpulse.agent`` (demo) imports it.
 
 lead: at merge, import ``Window`` from ``llmpulse.analyzers.framework.windows`` in agent/ and delete this module.
 """
