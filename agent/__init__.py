@@ -51,6 +51,7 @@ __all__ = [
     "flush",
     "is_configured",
     "observe",
+    "response_text",
     "shutdown",
     "stats",
     "update_current_span",
@@ -120,6 +121,18 @@ def configure(
         logger.info("llmpulse: configure() called again; the previous pipeline was flushed and replaced")
         previous.shutdown()
     return config
+
+
+def response_text(response: Any) -> str | None:
+    """The answer text of a provider response (OpenAI, Anthropic, a dict of their shapes), as ``@observe``
+    records it; None for a value it cannot read. For code that scores what an LLM function returned."""
+    from llmpulse.agent.enrich.providers import parse_response
+
+    try:
+        parsed = parse_response(response)
+    except Exception:
+        return None
+    return parsed.output_text if parsed is not None else None
 
 
 def is_configured() -> bool:

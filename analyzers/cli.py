@@ -8,7 +8,6 @@ opened. Bad input is rejected before the store is opened, so nothing is written.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,7 +22,7 @@ def register(verbs: Any) -> None:
         description="Run an analyzer, or all of them, on the last --window of calls against the --reference "
         "window before it; write analysis_results and alerts rows and print them.",
     )
-    from . import registry  # light: names only, analyzer modules load when run
+    from .framework import registry  # light: names only, analyzer modules load when run
 
     parser.add_argument("name", metavar="NAME", help=f"one of {', '.join(registry.names())}, or 'all'")
     parser.add_argument("--window", default="1h", help="current window length, e.g. 30m, 1h, 1d (default 1h)")
@@ -47,7 +46,8 @@ def register(verbs: Any) -> None:
 
 
 def parse_options(args: argparse.Namespace) -> dict[str, Any]:
-    from .base import AnalyzerInputError, parse_segment_by
+    from .framework.errors import AnalyzerInputError
+    from .framework.segments import parse_segment_by
 
     options: dict[str, Any] = {}
     for item in args.option:
@@ -66,16 +66,13 @@ def parse_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def check_option_names(names: Sequence[str], options: dict[str, Any]) -> None:
     """Refuse option keys no chosen analyzer knows (a typo would otherwise be silently ignored)."""
-    import importlib
-
-    from . import registry
-    from .base import AnalyzerInputError
+    from .framework import registry
+    from .framework.errors import AnalyzerInputError
 
     known: set[str] = set()
     for name in names:
-        module_name = registry.ANALYZERS[name].partition(":")[0]
         try:
-            known.update(getattr(importlib.import_module(module_name), "DEFAULTS", {}))
+            known.update(registry.defaults(name))
         except Exception:
             return  # the run will record that analyzer's import error; do not guess its options
     unknown = sorted(set(options) - known)
@@ -86,24 +83,22 @@ def check_option_names(names: Sequence[str], options: dict[str, Any]) -> None:
 
 
 def handle_analyze(args: argparse.Namespace) -> int:
-    from llmpulse.agent.store.client import open_client, store_target
-    from llmpulse.agent.store.schema import SchemaOptions, apply
-
-    from . import registry
-    from .base import alerts_from, parse_time, progress, windows
-    from .store import AnalysisStore, run_analyzer
+    from .framework import registry
+    from .framework.progress import progress
+    from .framework.results import alerts_from
+    from .framework.runner import run_analyzer
+    from .framework.windows import parse_time, windows
+    from .io.contract import open_store
+    from .io.store import AnalysisStore
 
     names = registry.names() if args.name == "all" else [registry.check_name(args.name)]
     end = parse_time(args.end) if args.end else None
     window, reference = windows(args.window, args.reference, end=end)
     options = parse_options(args)
     check_option_names(names, options)
-    target = store_target(args)
-    client = open_client(target)
+    client, database = open_store(args, apply_schema=not args.no_write)  # creates only missing tables
     try:
-        if not args.no_write:
-            apply(client, SchemaOptions(database=target.database))  # creates only missing tables
-        store = AnalysisStore(client, target.database)
+        store = AnalysisStore(client, database)
         results = []
         for name in progress(names, desc="analyzers"):
             results.extend(run_analyzer(name, store, window, reference, options, write=not args.no_write))
@@ -123,7 +118,7 @@ def handle_analyze(args: argparse.Namespace) -> int:
 
 def format_results(results: Sequence[Any]) -> str:
     """A plain-text table of results, one line each."""
-    from .base import format_number
+    from .framework.results import format_number
 
     header = ("analyzer", "segment", "metric", "value", "p", "thr", "status", "alert")
     rows = [
@@ -145,9 +140,3 @@ def format_results(results: Sequence[Any]) -> str:
     lines = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from llmpulse.agent.cli import main
-
-    sys.exit(main(["analyze", *sys.argv[1:]]))

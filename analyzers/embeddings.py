@@ -37,7 +37,7 @@ _models: dict[str | None, Any] = {}
 
 
 class EmbeddingCache(Protocol):
-    """Where vectors are kept between runs; ``AnalysisStore`` and ``MemoryEmbeddingCache`` both fit."""
+    """Where vectors are kept between runs; ``io.store.AnalysisStore`` and ``MemoryEmbeddingCache`` both fit."""
 
     def get_embeddings(self, model: str, hashes: Sequence[str]) -> dict[str, Any]: ...
 
@@ -50,7 +50,7 @@ def text_hash(text: str) -> str:
 
 
 def _quiet_loading() -> None:
-    """No "Loading weights" progress bar from transformers: a bundled 90 MB model loads in a second."""
+    """No "Loading weights" progress bar from transformers: the model is bundled, nothing is downloaded."""
     try:
         from transformers.utils import logging as transformers_logging
 

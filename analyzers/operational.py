@@ -21,19 +21,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .base import (
-    OK,
-    AnalysisResult,
-    AnalyzerInputError,
-    Window,
-    adjust_for_multiple_testing,
-    format_number,
-    iter_segments,
-    not_enough_data,
-    progress,
-    resolve_options,
-    result_fields,
-)
+from .framework.errors import AnalyzerInputError
+from .framework.options import resolve_options
+from .framework.progress import progress
+from .framework.results import OK, AnalysisResult, format_number, not_enough_data, result_fields
+from .framework.segments import iter_segments
+from .framework.statistics import adjust_for_multiple_testing, compare_rates, mann_whitney
+from .framework.windows import Window
 
 NAME = "operational"
 VERSION = "1"
@@ -137,14 +131,6 @@ def _short(ident: dict[str, Any], metric: str, n: int, m: int, minimum: int) -> 
     return not_enough_data(**window_fields, metric=metric, n_current=n, n_reference=m, minimum=minimum)
 
 
-def mann_whitney(x: Any, y: Any, alternative: str) -> tuple[float, float]:
-    """(P(current > reference) + 0.5 P(tie), p-value): the common-language effect size and the U test."""
-    from scipy.stats import mannwhitneyu
-
-    test = mannwhitneyu(x, y, alternative=alternative)
-    return float(test.statistic) / (len(x) * len(y)), float(test.pvalue)
-
-
 def quantile_difference(x: Any, y: Any, q: float, *, resamples: int, seed: int, confidence: float) -> dict[str, float]:
     """Quantile q of current minus reference, its percentile-bootstrap interval and one-sided p-value."""
     import numpy as np
@@ -212,30 +198,25 @@ def quantile_row(
 
 
 def error_rate_row(cur: Any, ref: Any, *, ident: dict[str, Any], opts: dict[str, Any]) -> AnalysisResult:
-    from scipy.stats import fisher_exact
-
     n, m = len(cur), len(ref)
     if min(n, m) < opts["min_samples"]:
         return _short(ident, "error_rate", n, m, opts["min_samples"])
-    errors_now, errors_before = int(cur["IsError"].sum()), int(ref["IsError"].sum())
-    rate_now, rate_before = errors_now / n, errors_before / m
-    test = fisher_exact([[errors_now, n - errors_now], [errors_before, m - errors_before]], alternative="greater")
-    increase = rate_now - rate_before
+    errors = compare_rates(int(cur["IsError"].sum()), n, int(ref["IsError"].sum()), m)
     return AnalysisResult(
         **ident,
         metric="error_rate",
-        value=rate_now,
-        p_value=float(test.pvalue),
+        value=errors.rate,
+        p_value=errors.p_value,
         threshold=opts["alpha"],
         details={
             "n_current": n,
             "n_reference": m,
-            "errors_current": errors_now,
-            "errors_reference": errors_before,
-            "reference_value": rate_before,
-            "difference": increase,
+            "errors_current": errors.flagged,
+            "errors_reference": errors.flagged_reference,
+            "reference_value": errors.reference_rate,
+            "difference": errors.difference,
             "margin": opts["error_rate_margin"],
-            "practical": increase > opts["error_rate_margin"],
+            "practical": errors.difference > opts["error_rate_margin"],
             "test": "Fisher exact, one-sided (more errors now)",
         },
     )

@@ -2,7 +2,7 @@
 
 Data (../shared/data, see its README): HaluEval QA-500 (1,000 answers, synthetic), BEGIN WoW (dev +
 test, 4,031 labelled responses of real dialogue models) and BEGIN CMU-DoG (dev, 337; "Generic" left
-out). For each held-out domain the context head (analyzers/hallucination_fit: sign-constrained
+out). For each held-out domain the context head (analyzers/hallucination/fit.py: sign-constrained
 logistic regression, domains weighted equally) and its threshold are fitted on the other two; the
 held-out domain is only scored. Features and the ridge penalty are fixed a priori (no selection).
 
@@ -12,7 +12,7 @@ from the training domains, carried over), beside the length-only and 1 - ROUGE-2
 on length-matched pairs and BEGIN on its attributable-but-abstractive responses; the worst domain.
 
     python bench/hallucination.py [--limit N] [--seed 0] [--cache /tmp/hallucination_emb.npz]
-                                  [--write-model analyzers/hallucination_model.json]
+                                  [--write-model analyzers/hallucination/hallucination_model.json]
 
 ``--write-model`` refits both context heads on all three domains and writes the shipped model.
 """
@@ -25,15 +25,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-from llmpulse.analyzers.grounding import grounding_signals_many, rouge_precisions
-from llmpulse.analyzers.hallucination_fit import (
+from llmpulse.analyzers.hallucination.fit import (
     Domain,
     domain_weights,
     fit_context_head,
     load_domains,
     weighted_threshold,
 )
-from llmpulse.analyzers.hallucination_model import (
+from llmpulse.analyzers.hallucination.grounding import grounding_signals_many, rouge_precisions
+from llmpulse.analyzers.hallucination.model import (
     CONTEXT_FEATURES,
     LEXICAL_FEATURES,
     PRIOR_HEADS,

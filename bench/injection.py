@@ -4,7 +4,7 @@ Ordinary prompts: the ``user_query`` field of ../shared/data/halueval_general.js
 queries), split by line parity: even lines calibrate the similarity threshold (``--calibrate``, at
 ``--target-fpr``), odd lines measure the false-positive rate. Held-out attacks: HELD_OUT below, written
 for this bench in the documented attack families but worded differently from every phrasing in the
-bank (analyzers/injection_patterns.json), plus families the bank does not cover (other languages,
+bank (analyzers/injection/injection_patterns.json), plus families the bank does not cover (other languages,
 obfuscation, payload splitting), so the figure is not the bank grading itself. Both sets were written
 by the same people as the bank: treat the detection rate as optimistic for novel attacks.
 
@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from llmpulse.analyzers.injection_signals import DEFAULT_BANK_PATH, AttackBank, nearest_attacks, score_prompts
+from llmpulse.analyzers.injection.signals import DEFAULT_BANK_PATH, AttackBank, nearest_attacks, score_prompts
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "halueval_general.jsonl"
 

@@ -26,8 +26,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from llmpulse.analyzers.base import benjamini_hochberg
-from llmpulse.analyzers.quality import compare_items, score_pairs
+from llmpulse.analyzers.framework.statistics import benjamini_hochberg
+from llmpulse.analyzers.quality.comparison import compare_items
+from llmpulse.analyzers.quality.metrics import score_pairs
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "halueval_qa_500.jsonl"
 TEMPLATES = ("{}", "{}.", "The answer is {}.", "It is {}.", "{}, according to the sources.")

@@ -11,27 +11,28 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .contract import canonical_duration
 from .grafana import DEFAULT_DATASOURCE_UID, PLUGIN_ID
-
-_DURATION = re.compile(r"^(\d+)([smhd])$")
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def duration_seconds(text: str) -> int:
-    """Seconds of ``30s``/``5m``/``1h``/``7d``; ValueError (never OverflowError) for anything else."""
+    """Whole seconds of a duration in the one grammar (``30s``, ``5m``, ``1.5h``, ``1w``: the agent's
+    ``store.duration``); ValueError (never OverflowError) for anything else, or for a part of a second."""
+    from .contract import duration_in_seconds
+
     shown = str(text)[:40]
-    match = _DURATION.match(str(text))
-    if match and len(match.group(1)) > 15:  # beyond any useful duration; int() of thousands of digits fails
+    value = duration_in_seconds(str(text))  # ValueError: "bad duration ...: use a number and ms, s, ..."
+    if not math.isfinite(value):
         raise ValueError(f"duration {shown!r} is too long")
-    if not match or int(match.group(1)) == 0:
-        raise ValueError(f"bad duration {shown!r}: use a whole number and s, m, h or d, e.g. 30s, 5m, 1h")
-    return int(match.group(1)) * _SECONDS[match.group(2)]
+    if value <= 0 or not float(value).is_integer():
+        raise ValueError(f"bad duration {shown!r}: use a positive whole number of seconds or more, e.g. 30s, 5m, 1h")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ class AlertSettings:
 
     def __post_init__(self) -> None:
         for name in ("interval", "window", "pending", "analyzer_window"):
+            # Grafana reads these as whole numbers of one unit: 1w becomes 7d, 1.5h becomes 90m.
+            object.__setattr__(self, name, canonical_duration(getattr(self, name)))
             duration_seconds(getattr(self, name))
         if not isinstance(self.min_calls, int) or isinstance(self.min_calls, bool) or self.min_calls < 1:
             raise ValueError(f"alert setting min_calls: a whole number >= 1, got {self.min_calls!r}")
@@ -305,34 +308,25 @@ def _data(rule: AlertRule, settings: AlertSettings) -> list[dict[str, Any]]:
                 "maxDataPoints": 43200,
             },
         },
-        {
-            "refId": "B",
-            "queryType": "",
-            "relativeTimeRange": {"from": 0, "to": 0},
-            "datasourceUid": "__expr__",
-            "model": {
-                "refId": "B",
-                "datasource": {"type": "__expr__", "uid": "__expr__"},
-                "type": "reduce",
-                "expression": "A",
-                "reducer": "last",
-                "settings": {"mode": "dropNN"},
-            },
-        },
-        {
-            "refId": "C",
-            "queryType": "",
-            "relativeTimeRange": {"from": 0, "to": 0},
-            "datasourceUid": "__expr__",
-            "model": {
-                "refId": "C",
-                "datasource": {"type": "__expr__", "uid": "__expr__"},
-                "type": "threshold",
-                "expression": "B",
-                "conditions": [{"evaluator": {"type": rule.comparator, "params": [rule.threshold]}}],
-            },
-        },
+        _expression("B", type="reduce", expression="A", reducer="last", settings={"mode": "dropNN"}),
+        _expression(
+            "C",
+            type="threshold",
+            expression="B",
+            conditions=[{"evaluator": {"type": rule.comparator, "params": [rule.threshold]}}],
+        ),
     ]
+
+
+def _expression(ref_id: str, **model: Any) -> dict[str, Any]:
+    """A server-side expression query (``__expr__``: reduce, threshold, ...) on the queries before it."""
+    return {
+        "refId": ref_id,
+        "queryType": "",
+        "relativeTimeRange": {"from": 0, "to": 0},
+        "datasourceUid": "__expr__",
+        "model": {"refId": ref_id, "datasource": {"type": "__expr__", "uid": "__expr__"}, **model},
+    }
 
 
 def _common(rule: AlertRule, settings: AlertSettings) -> dict[str, Any]:

@@ -63,14 +63,12 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from llmpulse.agent.store.client import open_client, store_target
-
+    from .contract import open_store
     from .report import render_report
 
-    target = store_target(args)
-    client = open_client(target)
+    client, database, label = open_store(args)
     try:
-        html = render_report(client, target.database, window=args.window, store_label=target.safe())
+        html = render_report(client, database, window=args.window, store_label=label)
     finally:
         client.close()
     out = Path(args.out)

@@ -13,7 +13,7 @@ from typing import Literal
 
 Visualization = Literal["timeseries", "stat", "barchart", "table", "traces"]
 
-# Grafana query formats (sqlds): time series, table, logs, traces (src/data/utils.ts).
+# Grafana query formats (sqlds): time series, table, logs, traces (the plugin's src/data/utils.ts).
 FORMAT_TIME_SERIES = 0
 FORMAT_TABLE = 1
 FORMAT_TRACES = 3

@@ -36,9 +36,9 @@ class DatasourceSettings:
     @classmethod
     def from_url(cls, url: str, **overrides: Any) -> DatasourceSettings:
         """From a store DSN ``http(s)://user:password@host:port/database``."""
-        from llmpulse.agent.store.dsn import parse_dsn
+        from .contract import parse_store_url
 
-        target = parse_dsn(url)
+        target = parse_store_url(url)
         if target.kind != "http":
             raise ValueError(
                 f"Grafana cannot read the embedded store {target.safe()}: give the URL of a ClickHouse server"

@@ -10,21 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 
+from .contract import schema_objects
 from .macros import ALL, UNEXPANDED, MacroError, TimeRange, expand
 from .model import Dashboard, Variable
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-@cache
-def schema_objects() -> frozenset[str]:
-    """Names of every table and view the llmpulse schema creates."""
-    from llmpulse.agent.store.schema import MIGRATIONS
-
-    return frozenset(obj.name for migration in MIGRATIONS for obj in migration.objects)
 
 
 _TABLE_REFERENCE = re.compile(r"\b(FROM|JOIN)(\s+)([A-Za-z_][A-Za-z0-9_]*)\b(?!\s*\.)", re.IGNORECASE)

@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from llmpulse.agent.export.config import ConfigError
-from llmpulse.agent.store import duration
 from llmpulse.agent.store.client import StoreUnavailable, open_client, store_target
 from llmpulse.agent.store.dsn import DSNError
 
@@ -96,7 +95,7 @@ _EXTRA_OF = {
 _VERB_MODULES = (
     "llmpulse.agent.cli.agent_verb",
     "llmpulse.analyzers.cli",
-    "llmpulse.analyzers.quality_cli",
+    "llmpulse.analyzers.quality.cli",
     "llmpulse.dashboards.cli",
 )
 
@@ -143,23 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     # the parsed arguments returning the exit status). Registration must import nothing heavy.
     for module in _VERB_MODULES:
         importlib.import_module(module).register(verbs)
-    _one_duration_grammar(verbs)
     return parser
-
-
-_WINDOW_ARGS = ("window", "reference")
-
-
-def _one_duration_grammar(verbs: Any) -> None:
-    """Give every verb's ``--window`` and ``--reference`` the one duration grammar (``1w``, ``1.5h``, ``90``).
-
-    The text reaches the verb in the form every window reader takes (a whole number and s, m, h or d);
-    text that is no duration reaches it unchanged, so the verb reports it as before.
-    """
-    for parser in verbs.choices.values():
-        for action in parser._actions:
-            if action.dest in _WINDOW_ARGS and action.type is None and action.option_strings:
-                action.type = duration.canonical
 
 
 def _schema_options(args: argparse.Namespace, database: str, cluster: str | None = None) -> Any:

@@ -96,7 +96,7 @@ class Schedule:
 def _run_analyzers(store: StoreTarget, window: str, reference: str) -> None:
     """All registered analyzers on the configured windows, with a client of their own (the writer's stays
     with the writer thread)."""
-    from llmpulse.analyzers.store import run_all
+    from llmpulse.analyzers.framework.runner import run_all
 
     client = store.client()
     try:

@@ -21,7 +21,6 @@ from llmpulse.agent._log import logger
 from llmpulse.agent.enrich.prices import PriceTable
 from llmpulse.agent.enrich.redaction import Redaction
 from llmpulse.agent.export.pipeline import Pipeline
-from llmpulse.agent.store.duration import canonical
 
 from .config import SidecarConfig
 from .durable import DurableSink
@@ -236,7 +235,7 @@ class Sidecar:
 
     async def _dashboard(self, request: web.Request) -> web.Response:
         """The built-in HTML dashboard, rendered from the store on each request (``?window=24h``)."""
-        window = canonical(request.query.get("window", "24h"))
+        window = request.query.get("window", "24h")
         loop = asyncio.get_running_loop()
         try:
             html = await loop.run_in_executor(None, self._render_dashboard, window)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from llmpulse.agent import observe
 from llmpulse.agent.cli import main
-from llmpulse.analyzers import registry
+from llmpulse.analyzers.framework import registry
 
 from llmpulse import agent
 from tests.conftest import SHARED_DATA
@@ -137,7 +137,10 @@ def stored(ch, database) -> str:
     ("argv", "message"),
     [
         (["analyze", "nope"], "llmpulse: error: unknown analyzer 'nope'; choose from operational, drift"),
-        (["analyze", "drift", "--window", "1hour"], "llmpulse: error: bad duration '1hour': use a positive whole"),
+        (
+            ["analyze", "drift", "--window", "1hour"],
+            "llmpulse: error: bad duration '1hour': use a number and ms, s, m, h, d or w",
+        ),
         (["analyze", "drift", "--reference", "0d"], "llmpulse: error: bad duration '0d'"),
         (["analyze", "drift", "--end", "tomorrow"], "llmpulse: error: bad time 'tomorrow'"),
         (["analyze", "drift", "--segment-by", "colour"], "llmpulse: error: unknown segment key(s) colour"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from llmpulse.analyzers.embeddings import DIMENSION, MODEL_NAME, Embedder, MemoryEmbeddingCache, text_hash
-from llmpulse.analyzers.store import AnalysisStore
+from llmpulse.analyzers.io.store import AnalysisStore
 
 from .framework_helpers import create_schema
 

@@ -6,8 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from llmpulse.analyzers import operational as op
-from llmpulse.analyzers.base import NOT_ENOUGH_DATA, OK, AnalyzerInputError, result_fields, windows
-from llmpulse.analyzers.store import AnalysisStore, run_analyzer
+from llmpulse.analyzers.framework.errors import AnalyzerInputError
+from llmpulse.analyzers.framework.results import NOT_ENOUGH_DATA, OK, result_fields
+from llmpulse.analyzers.framework.runner import run_analyzer
+from llmpulse.analyzers.framework.windows import windows
+from llmpulse.analyzers.io.store import AnalysisStore
 
 from .framework_helpers import NOW, call_row, create_schema, insert_calls, spread
 

@@ -175,8 +175,9 @@ def _gpu(ch: Any, database: str, start: datetime, end: datetime) -> None:
 
 
 def _analysis(ch: Any, database: str, start: datetime, end: datetime, models: list[str]) -> None:
-    from llmpulse.analyzers.base import Alert, AnalysisResult, Window
-    from llmpulse.analyzers.store import AnalysisStore
+    from llmpulse.analyzers.framework.results import Alert, AnalysisResult
+    from llmpulse.analyzers.framework.windows import Window
+    from llmpulse.analyzers.io.store import AnalysisStore
 
     store = AnalysisStore(ch, database)
     results = []
@@ -211,7 +212,7 @@ def _analysis(ch: Any, database: str, start: datetime, end: datetime, models: li
 
 
 def _scores(ch: Any, database: str) -> None:
-    from llmpulse.analyzers.call_scores import ScoreRow, write_scores
+    from llmpulse.analyzers.io.scores import ScoreRow, write_scores
 
     calls = ch.query(
         "SELECT Timestamp, TraceId, SpanId, ServiceName, RequestModel, ModelVersion, PromptVersion"

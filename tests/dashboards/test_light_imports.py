@@ -5,7 +5,20 @@ from __future__ import annotations
 import subprocess
 import sys
 
-MODULES = ("cli", "model", "panels", "macros", "grafana", "alerts", "provisioning", "push", "report", "store", "svg")
+MODULES = (
+    "cli",
+    "contract",
+    "model",
+    "panels",
+    "macros",
+    "grafana",
+    "alerts",
+    "provisioning",
+    "push",
+    "report",
+    "store",
+    "svg",
+)
 HEAVY = ("numpy", "pandas", "torch", "grafana_client", "niquests", "yaml", "clickhouse_connect", "chdb")
 
 

@@ -26,7 +26,7 @@ from tests.conftest import PYTHON
         (timedelta(days=4000), "too long"),
         ("0d", "bad duration"),
         ("-1d", "bad duration"),
-        ("1w", "bad duration"),
+        ("1.5s", "bad duration"),  # Grafana's time ranges are whole seconds
         ("", "bad duration"),
         (timedelta(0), "must be positive"),
     ],
@@ -41,6 +41,8 @@ def test_windows_in_range_parse():
     assert parse_window("30m") == timedelta(minutes=30)
     assert parse_window(" 24h ") == timedelta(hours=24)
     assert parse_window("3650d") == MAX_WINDOW
+    assert parse_window("1w") == timedelta(days=7)  # the one duration grammar of every command
+    assert parse_window("1.5h") == timedelta(minutes=90)
     assert parse_window(timedelta(hours=2)) == timedelta(hours=2)
 
 

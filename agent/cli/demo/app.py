@@ -397,9 +397,11 @@ ANALYZERS = ("operational", "drift", "hallucination", "injection", "quality")
 def _analyze(client: Any, database: str, phases: list[tuple[datetime, datetime]], out: Any) -> list[Any]:
     """The analyzers on phase 2 (window) against phase 1 (reference); prints what they found."""
     try:
-        from llmpulse.analyzers.base import Window
-        from llmpulse.analyzers.references import ReferenceItem, store_items
-        from llmpulse.analyzers.store import AnalysisStore, run_analyzer
+        from llmpulse.analyzers.framework.runner import run_analyzer
+        from llmpulse.analyzers.framework.windows import Window
+        from llmpulse.analyzers.io.references import store_items
+        from llmpulse.analyzers.io.store import AnalysisStore
+        from llmpulse.analyzers.quality.references import ReferenceItem
     except ImportError as exc:
         out("")
         out(f"Analyzers skipped: they need the analyzers extra ({exc.name} is missing):")
