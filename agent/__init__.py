@@ -49,11 +49,15 @@ __all__ = [
     "current_ids",
     "feedback",
     "flush",
+    "in_current_context",
+    "instrument",
+    "instrumented",
     "is_configured",
     "observe",
     "response_text",
     "shutdown",
     "stats",
+    "uninstrument",
     "update_current_span",
 ]
 
@@ -80,14 +84,27 @@ def configure(
     shutdown_timeout: float | None = None,
     apply_schema: bool | None = None,
     span_exporters: Sequence[Callable[[Sequence[Any]], Any]] = (),
+    instrument: str | Sequence[str] | None = None,
+    stream_usage: bool = False,
 ) -> Config:
     """Start exporting. Raises :class:`ConfigError` on any bad value; calling again replaces the pipeline.
 
     With an embedded (chDB) store the store is opened and its schema applied here, so a locked or
     unusable store is reported now. A ClickHouse server that is down is not an error: records are
     spooled to disk and replayed when it is back.
+
+    ``instrument`` (or ``$LLMPULSE_INSTRUMENT``, comma-separated; ``"all"`` for every installed one) names
+    the libraries to record without decorators, as :func:`instrument` does.
     """
+    from llmpulse.agent import integrations
+
     from llmpulse import __version__
+
+    try:
+        libraries = integrations.parse_names(instrument) if instrument is not None else integrations.from_environment()
+    except integrations.InstrumentError as exc:
+        source = "instrument=" if instrument is not None else f"${integrations.ENV_INSTRUMENT}"
+        raise ConfigError(f"{source}: {exc}") from None
 
     config = build_config(
         dsn=dsn,
@@ -120,7 +137,46 @@ def configure(
     if previous is not None:
         logger.info("llmpulse: configure() called again; the previous pipeline was flushed and replaced")
         previous.shutdown()
+    if libraries:
+        try:
+            integrations.instrument(*libraries, stream_usage=stream_usage)
+        except integrations.InstrumentError as exc:
+            raise ConfigError(str(exc)) from None
     return config
+
+
+def instrument(*libraries: str, stream_usage: bool = False) -> list[str]:
+    """Record every call of these libraries without decorating app code; returns what is instrumented now.
+
+    ``instrument()`` covers every supported library that is installed (openai, anthropic, litellm,
+    langchain, llamaindex); ``instrument("threads")`` also carries the current span into thread pools.
+    Idempotent; :func:`uninstrument` undoes it. ``stream_usage=True`` asks OpenAI streams for their usage.
+    """
+    from llmpulse.agent.integrations import instrument as _instrument
+
+    return _instrument(*libraries, stream_usage=stream_usage)
+
+
+def uninstrument(*libraries: str) -> list[str]:
+    """Restore the named libraries (none named: all) as they were; returns what is still instrumented."""
+    from llmpulse.agent.integrations import uninstrument as _uninstrument
+
+    return _uninstrument(*libraries)
+
+
+def instrumented() -> list[str]:
+    """The libraries instrumented now."""
+    from llmpulse.agent.integrations import instrumented as _instrumented
+
+    return _instrumented()
+
+
+def in_current_context(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` bound to a copy of the current context, for work handed to a thread or an executor:
+    spans it records nest under the caller's span (``instrument("threads")`` does this for every submit)."""
+    from llmpulse.agent.integrations.threads import in_current_context as _bind
+
+    return _bind(fn)
 
 
 def response_text(response: Any) -> str | None:

@@ -64,6 +64,8 @@ class CallRecord(Protocol):
     first_chunk_ns: int
     error: BaseException | None
     stream_state: str | None
+    inner_call: tuple[dict, Any] | None  # (kwargs, result) of an instrumented client call folded into this span
+    llm_child: bool  # an instrumented LLM call ran inside this span
     start_ns: int
     end_ns: int
 
@@ -135,16 +137,36 @@ _FIELD_ATTRIBUTES = {
 }
 
 
-def _is_llm(kind: str, fields: Mapping[str, Any], req: ParsedRequest | None, resp: ParsedResponse | None) -> bool:
+def _is_llm(
+    kind: str, fields: Mapping[str, Any], req: ParsedRequest | None, resp: ParsedResponse | None, llm_child: bool
+) -> bool:
     if kind == "llm":
         return True
-    if kind != "auto":
+    if kind != "auto" or llm_child:  # the instrumented call inside is the LLM span; this one is a step
         return False
     if fields.get("model") or (req is not None and req.model and (req.input_messages or req.operation)):
         return True
     return resp is not None and bool(
         resp.response_model or resp.response_id or resp.input_tokens is not None or resp.output_tokens is not None
     )
+
+
+def _with_inner_call(
+    inner: tuple[dict, Any], req: ParsedRequest | None, resp: ParsedResponse | None
+) -> tuple[ParsedRequest | None, ParsedResponse | None]:
+    """Complete a span's request and response with the client call folded into it.
+
+    The function's own arguments and return value win where they tell the model or the usage; a function
+    that takes a question and returns the answer text gets the call's model, messages, tokens and cost.
+    """
+    kwargs, result = inner
+    if req is None or not (req.model or req.input_messages):
+        req = parse_request(kwargs)
+    if resp is None or (resp.input_tokens is None and resp.output_tokens is None):
+        inner_resp = parse_response(result) if result is not None else None
+        if inner_resp is not None:
+            resp = inner_resp
+    return req, resp
 
 
 def _exception_event(exc: BaseException, at_ns: int, redaction: Redaction) -> tuple[int, str, dict[str, Any]]:
@@ -175,7 +197,9 @@ def enrich(record: CallRecord, ctx: EnrichContext) -> FinishedSpan:
         resp = parse_response(record.result) if record.result is not None else None
         if resp is None and record.chunks is not None:
             resp = parse_stream(record.chunks)
-    is_llm = _is_llm(opts.kind, fields, req, resp)
+    if record.inner_call is not None and wants_llm:
+        req, resp = _with_inner_call(record.inner_call, req, resp)
+    is_llm = _is_llm(opts.kind, fields, req, resp, record.llm_child)
     attrs: dict[str, Any] = {}
     events: list[tuple[int, str, dict[str, Any]]] = []
 

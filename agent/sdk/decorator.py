@@ -205,7 +205,7 @@ def _start(opts: ObserveOptions, args: tuple, kwargs: dict) -> Any:
         return None
 
 
-def _finish(record: Any, result: Any) -> Any:
+def finish_record(record: Any, result: Any) -> Any:
     """End the span, or, when the call returned a stream, wrap it so the span ends with the stream."""
     if record is UNSAMPLED:
         return result
@@ -240,7 +240,7 @@ def _wrap_function(fn: Callable[..., Any], opts: ObserveOptions) -> Callable[...
             fail_span(record, exc)
             raise
         current_span.reset(token)
-        return _finish(record, result)
+        return finish_record(record, result)
 
     return wrapper
 
@@ -259,7 +259,7 @@ def _wrap_coroutine(fn: Callable[..., Any], opts: ObserveOptions) -> Callable[..
             fail_span(record, exc)
             raise
         current_span.reset(token)
-        return _finish(record, result)
+        return finish_record(record, result)
 
     return wrapper
 

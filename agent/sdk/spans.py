@@ -51,7 +51,9 @@ class SpanRecord:
         "error",
         "extra",
         "first_chunk_ns",
+        "inner_call",
         "kwargs",
+        "llm_child",
         "name",
         "options",
         "parent_id",
@@ -83,6 +85,8 @@ class SpanRecord:
         self.stream_state: str | None = None  # None | "completed" | "abandoned"
         self.extra: dict[str, Any] | None = None  # update_current_span() values
         self.name: str | None = None
+        self.inner_call: tuple[dict, Any] | None = None  # an instrumented client call folded into this span
+        self.llm_child = False  # an instrumented LLM call ran inside: an "auto" span is then a chain step
         self.end_ns = 0
         self.start_ns = _time_ns()
 
