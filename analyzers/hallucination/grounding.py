@@ -229,6 +229,34 @@ def context_windows(context: str, size: int = WINDOW_SENTENCES) -> list[str]:
     return [" ".join(sentences[i : i + k]) for k in range(1, size + 1) for i in range(len(sentences) - k + 1)]
 
 
+ALL_WINDOWS_UP_TO = 24
+"""A context with at most this many windows (9 sentences) has every window embedded."""
+CANDIDATES_PER_SIZE = 2
+"""In a longer context, each claim sentence's embedding is compared only with the windows of each size
+that share the most of its claim words: a retrieved document of 200 sentences has 597 windows, and
+embedding them all for every call would make the analyzer's cost grow with the context, not the claims."""
+
+
+def candidate_windows(said: Sequence[str], context: str, size: int = WINDOW_SENTENCES) -> list[str]:
+    """The context windows the embedding signals compare the claim sentences ``said`` with (see above)."""
+    texts = context_windows(context, size)
+    if len(texts) <= ALL_WINDOWS_UP_TO:
+        return texts
+    index = _window_index(context, size)  # the same windows in the same order
+    sentences = len(split_sentences(context))
+    starts = [0]
+    for k in range(1, size):
+        starts.append(starts[-1] + max(sentences - k + 1, 0))
+    starts.append(len(index))
+    chosen: set[int] = set()
+    for sentence in said:
+        words = claim_tokens(sentence)
+        for first, end in itertools.pairwise(starts):
+            ranked = sorted(range(first, end), key=lambda j: (-sum(w in index[j][0] for w in words), j))
+            chosen.update(ranked[:CANDIDATES_PER_SIZE])
+    return [texts[j] for j in sorted(chosen)]
+
+
 def _bigrams(words: Sequence[str]) -> set[tuple[str, str]]:
     return set(itertools.pairwise(words))
 
@@ -276,9 +304,9 @@ def embedding_support_many(pairs: Sequence[tuple[str, str]], encode: Encode) -> 
     embedding (``1 - cos(window, window + sentence)``, worst sentence): a copied claim or a bare span
     the window already states barely moves it, a new claim does; unlike the first figure it does not
     penalise a short answer for being short. Two ``encode`` calls in all; (0, 0) for a response that
-    claims nothing, NaN for a context without sentences.
+    claims nothing, NaN for a context without sentences. Long contexts: :func:`candidate_windows`.
     """
-    split = [(claim_sentences(r), context_windows(c)) for r, c in pairs]
+    split = [(said, candidate_windows(said, c)) for said, c in ((claim_sentences(r), c) for r, c in pairs)]
     unique = list(dict.fromkeys(t for said, given in split for t in (*said, *given)))
     if not unique:
         return [(0.0, 0.0) if not said else (math.nan, math.nan) for said, _ in split]

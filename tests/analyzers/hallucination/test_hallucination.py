@@ -258,6 +258,27 @@ def test_score_is_robust_to_long_contexts() -> None:
     assert copied < 0.5 < invented
 
 
+def test_long_contexts_embed_only_the_candidate_windows_of_each_claim(minilm) -> None:
+    filler = [f"Paragraph {i} talks about the weather in town number {i} and nothing else." for i in range(80)]
+    facts = "The tower is 330 metres tall. It was finished in 1889. Gustave Eiffel's company built it."
+    context = " ".join([*filler[:40], facts, *filler[40:]])
+    claims = grounding.claim_sentences("The tower is 330 metres tall and was finished in 1889.")
+    every = grounding.context_windows(context)
+    chosen = grounding.candidate_windows(claims, context)
+    assert len(every) > 200 and len(chosen) <= grounding.CANDIDATES_PER_SIZE * grounding.WINDOW_SENTENCES
+    assert "The tower is 330 metres tall." in chosen  # the window that states the claim is a candidate
+    short = " ".join(filler[:5])
+    assert grounding.candidate_windows(claims, short) == grounding.context_windows(short)  # small: all of them
+    seen: list[int] = []
+
+    def encode(texts):
+        seen.append(len(texts))
+        return minilm.encode(list(texts), normalize_embeddings=True)
+
+    [(worst, _novelty)] = grounding.embedding_support_many([("The tower is 330 metres tall.", context)], encode)
+    assert worst < 0.2 and sum(seen) < 20  # a copied claim is supported; a handful of texts embedded, not 240
+
+
 @needs_dev_data
 def test_leave_one_domain_out_on_a_sample_of_the_dev_domains() -> None:
     """Lexical signals only (fast): fit on two sampled domains, score the third; every held-out AUC above 0.8."""
