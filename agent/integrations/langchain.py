@@ -53,7 +53,6 @@ DOCUMENT_COUNT = "llmpulse.retrieval.document_count"
 F = TypeVar("F", bound=Callable[..., Any])
 
 _runs = RunTable()
-_errors = 0
 _options: dict[tuple[str, str, str | None], ObserveOptions] = {}
 _MAX_OPTIONS = 1024  # run names may be made per request (``run_name=f"q-{id}"``): beyond, options are not kept
 
@@ -76,8 +75,7 @@ def _guarded(method: F) -> F:
         try:
             return method(self, *args, **kwargs)
         except Exception:
-            global _errors
-            _errors += 1
+            _runs.count_error()
             logger.warning("llmpulse: LangChain callback %s failed; the run goes on", method.__name__, exc_info=True)
             return None
 
@@ -290,7 +288,7 @@ def _start(
     if parent is not None:
         outer = parent.outer
         if parent.record is None:  # under an unsampled run (or a folded one): not recorded either
-            run = Run(kind, None, parent, outer)
+            run = Run(None, parent, outer)
             _runs.add(run_id, run)
             return run
         parent_span: Any = parent.record
@@ -306,7 +304,7 @@ def _start(
         if context:
             extra["rag_context"] = context
     record = start_call(_span_options(name, kind, operation), arguments, parent=parent_span, extra=extra)
-    run = Run(kind, record, parent, outer)
+    run = Run(record, parent, outer)
     run.kwargs = arguments
     if record is None and kind == "llm" and isinstance(parent_span, SpanRecord) and parent_span.inner_call is not None:
         run.folded_into = parent_span  # inside an @observe(kind="llm") span: this run completes it
@@ -442,7 +440,7 @@ def stats() -> dict[str, int]:
         "runs_in_flight": len(_runs),
         "runs_evicted": _runs.evicted,
         "rag_documents_dropped": _runs.documents_dropped,
-        "callback_errors": _errors,
+        "callback_errors": _runs.callback_errors,
     }
 
 

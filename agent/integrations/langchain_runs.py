@@ -66,7 +66,11 @@ class RunSpan(SpanRecord):
         self.end_ns = 0
 
     def retire(self) -> Any:
-        """Hand over to the record and act, from now on, as the live span current before the run; that span."""
+        """Hand over to the record and act, from now on, as the live span current before the run; that span.
+
+        The record and the chain of earlier spans are let go: a context that keeps a retired stand-in keeps
+        nothing else alive.
+        """
         self.ended = True
         record = self.record
         if self.inner_call is not None and record.inner_call is None:
@@ -74,6 +78,8 @@ class RunSpan(SpanRecord):
         if self.extra:
             record.extra = {**(record.extra or {}), **self.extra}
         live = live_span(self.previous)
+        self.previous = live
+        self.record = None  # type: ignore[assignment]
         self.inner_call = None
         self.extra = None
         if isinstance(live, SpanRecord):
@@ -111,10 +117,9 @@ def root_parent(span: Any, running_run_id: Any) -> Any:
 class Run:
     """One LangChain run: its record (None when not recorded), its stand-in span, its parent, its RAG documents."""
 
-    __slots__ = ("documents", "folded_into", "kind", "kwargs", "outer", "parent", "record", "span")
+    __slots__ = ("documents", "folded_into", "kwargs", "outer", "parent", "record", "span")
 
-    def __init__(self, kind: str, record: SpanRecord | None, parent: Run | None, outer: Any) -> None:
-        self.kind = kind
+    def __init__(self, record: SpanRecord | None, parent: Run | None, outer: Any) -> None:
         self.record = record
         self.parent = parent
         self.outer = outer  # the llmpulse span the run tree nests under (an @observe span), or None
@@ -139,6 +144,11 @@ class RunTable:
         self._lock = threading.Lock()
         self.evicted = 0
         self.documents_dropped = 0
+        self.callback_errors = 0
+
+    def count_error(self) -> None:
+        with self._lock:
+            self.callback_errors += 1
 
     def get(self, run_id: Any) -> Run | None:
         return self._runs.get(run_id)
@@ -212,7 +222,7 @@ def enter(run_id: Any, run: Run) -> None:
     record = run.record
     if record is None:
         return
-    run.span = RunSpan(run_id, record, current_span.get())
+    run.span = RunSpan(run_id, record, live_span(current_span.get()))
     current_span.set(run.span)
 
 

@@ -9,6 +9,7 @@ from chDB.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -309,8 +310,12 @@ def test_errors_are_recorded_and_pass_through_unchanged(handler, configured, ch)
 
 def test_runs_that_never_end_are_bounded_ended_as_abandoned_and_counted(handler, configured, monkeypatch) -> None:
     monkeypatch.setattr(lc, "_runs", RunTable(limit=2))
-    for _ in range(3):
-        handler.on_chain_start({"name": "never_ends"}, {"q": 1}, run_id=uuid.uuid4())
+
+    def start_three() -> None:
+        for _ in range(3):
+            handler.on_chain_start({"name": "never_ends"}, {"q": 1}, run_id=uuid.uuid4())
+
+    contextvars.copy_context().run(start_three)  # the runs' spans stay current there, not in this test's context
     stats = lc.stats()
     assert stats["runs_in_flight"] == 2 and stats["runs_evicted"] == 1
     assert agent.flush()
@@ -328,3 +333,44 @@ def test_before_configure_the_handler_records_nothing(ch) -> None:
     assert not agent.is_configured()
     assert rag_chain(_model("Paris.")).invoke(QUESTION, config={"callbacks": [LlmpulseCallbackHandler()]}) == "Paris."
     assert lc.stats()["runs_in_flight"] == 0
+
+
+def test_a_text_completion_llm_without_usage_records_null_tokens_and_the_run_metadata(handler, configured, ch) -> None:
+    from langchain_core.language_models.fake import FakeListLLM
+    from langchain_core.prompts import PromptTemplate
+
+    chain = PromptTemplate.from_template("Capital of {country}?") | FakeListLLM(responses=["Paris"])
+    config = {"callbacks": [handler], "metadata": {"user_id": "u-1", "session_id": "s-1", "thread_id": "t-1"}}
+    assert chain.invoke({"country": "France"}, config=config) == "Paris"
+    assert agent.flush()
+    [row] = ch.query(
+        "SELECT Operation, PromptText, ResponseText, InputTokens, OutputTokens, CostUSD, UserId, SessionId, "
+        "ConversationId FROM {db:Identifier}.llm_calls",
+        parameters={"db": configured["database"]},
+    ).result_rows
+    assert row[:3] == ("text_completion", "Capital of France?", "Paris")
+    assert row[3:6] == (None, None, None), "no usage reported: unknown, not zero"
+    assert row[6:] == ("u-1", "s-1", "t-1")
+
+
+def test_documents_retrieved_in_an_observe_function_ground_the_model_called_after(globally, ch) -> None:
+    from tests.agent.integrations.langchain_fakes import ByCountry
+
+    model = _model("Paris.", "Paris, still.")
+
+    @observe(kind="chain")
+    def rag(question: str) -> str:
+        before = model.invoke(question).content  # before any retrieval: no context
+        documents = ByCountry().invoke(question)
+        context = "\n".join(d.page_content for d in documents)
+        return (
+            before
+            + model.invoke([("system", f"Answer from this context only:\n{context}"), ("human", question)]).content
+        )
+
+    assert rag(QUESTION) == "Paris.Paris, still."
+    assert agent.flush()
+    rows = _llm_rows(ch, globally["database"])
+    assert [r["Context"] for r in rows] == ["", DOCUMENTS["France"]], "only the call after the retrieval is grounded"
+    spans = _spans(ch, globally["database"])
+    assert len({s["TraceId"] for s in spans}) == 1 and len([s for s in spans if not s["ParentSpanId"]]) == 1
