@@ -148,7 +148,7 @@ class Tracker:
         self.max_open = max_open
         self._lock = threading.RLock()  # re-entrant: a finalizer may run during a collection inside it
         self._spans: dict[str, _Node | None] = {}  # dispatcher span id -> nearest kept node (None: none)
-        self._opening: dict[int, _Node] = {}  # id(llm) -> its async stream not yet started (see _is_inner)
+        self._opening: dict[int, _Node] = {}  # id(llm) -> its async stream not yet started (see _inner_of)
 
     # ------------------------------------------------------------------------------------------ spans
 
@@ -233,15 +233,15 @@ class Tracker:
                 self._stream_started(node, result)
                 return
             self._restore(node)
-            if node.kind == "retrieve":
-                self._give_context(node, result)
             if node.kind in ("query", "synthesize") and relay_response(result, node, self):
                 return  # ends with the streamed response
             self._forget(span_id)
             if node.is_llm:
                 self._finish(node, shapes.llm_result(result, node.model))
             elif node.kind == "retrieve":
-                self._finish(node, shapes.retrieved(result))
+                items = shapes.retrieved(result)
+                self._give_context(node, [item["text"] for item in items])
+                self._finish(node, items)
             else:
                 self._finish(node, shapes.response_text(result))
         except Exception:
@@ -278,10 +278,10 @@ class Tracker:
             except (ValueError, RuntimeError):  # ended in another context (a future's callback)
                 pass
 
-    def _give_context(self, node: _Node, result: Any) -> None:
+    @staticmethod
+    def _give_context(node: _Node, texts: list[str]) -> None:
         """A retriever's nodes become the RAG context of the LLM calls that follow under its parent."""
         parent = node.parent
-        texts = shapes.node_texts(result)
         if parent is not None and parent.kind != "retrieve" and texts:
             parent.context = (parent.context or []) + texts
 
@@ -304,7 +304,7 @@ class Tracker:
         if node.method.startswith("astream_"):
             with self._lock:
                 self._opening[node.instance_id] = node
-        weakref.finalize(stream, self._collected, node)
+        weakref.finalize(stream, self._collected, node).atexit = False
 
     def current_record(self, node: _Node) -> Any:
         active = node.active_stream

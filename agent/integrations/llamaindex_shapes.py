@@ -102,12 +102,19 @@ def retrieved(nodes: Any) -> list[dict[str, Any]]:
 
 
 def response_text(result: Any) -> Any:
-    """A query engine's or synthesizer's response as the span's output (its text)."""
-    value = getattr(result, "response", result)
+    """A query engine's or synthesizer's response as the span's output: its text (or structured output).
+
+    Never ``str()`` of an unknown object: a streaming response's ``__str__`` would read the app's stream.
+    """
+    if isinstance(result, str):
+        return result
+    value = getattr(result, "response", None)
+    if value is None:
+        value = getattr(result, "response_txt", None)  # a streaming response read already
     if value is None or isinstance(value, str):
         return value
     dump = getattr(value, "model_dump", None)
-    return dump() if callable(dump) else str(value)
+    return dump() if callable(dump) else None
 
 
 def model_name(llm: Any) -> str | None:

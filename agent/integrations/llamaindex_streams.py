@@ -43,7 +43,7 @@ def relay_response(result: Any, node: Any, ender: Ender) -> bool:
     else:
         return False
     result.response_gen = relay
-    weakref.finalize(relay, ender.end_deferred, node, "", "abandoned")  # never read: dropped unstarted
+    weakref.finalize(relay, ender.end_deferred, node, "", "abandoned").atexit = False  # dropped unread
     return True
 
 

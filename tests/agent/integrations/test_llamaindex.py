@@ -366,3 +366,24 @@ def test_past_the_cap_spans_go_unrecorded_and_counted(traced) -> None:
     spans = _spans(traced)
     assert [s.name for s in spans] == ["query RetrieverQueryEngine"]
     assert stats().dropped_by_reason.get(integration.DROP_REASON, 0) > 0
+
+
+def test_a_failure_inside_the_handler_never_reaches_the_app(traced, monkeypatch, caplog) -> None:
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("bug in the request shape")
+
+    monkeypatch.setattr(integration.shapes, "llm_request", broken)
+    response = traced["index"].as_query_engine(llm=mock_llm(), similarity_top_k=2).query(QUESTION)
+    assert str(response) == ANSWER
+    names = sorted(s.name for s in _spans(traced))
+    assert names == sorted(set(RAG_TREE) - {"text_completion"}), "the LLM span is lost, the rest recorded"
+    assert "could not start a LlamaIndex span" in caplog.text
+
+
+def test_before_configure_the_handlers_record_and_keep_nothing(index) -> None:
+    instrument("llamaindex")
+    try:
+        assert str(index.as_query_engine(llm=mock_llm()).query(QUESTION)) == ANSWER
+        assert integration.tracker().open_spans() == 0
+    finally:
+        uninstrument()
