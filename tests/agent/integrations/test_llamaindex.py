@@ -387,3 +387,17 @@ def test_before_configure_the_handlers_record_and_keep_nothing(index) -> None:
         assert integration.tracker().open_spans() == 0
     finally:
         uninstrument()
+
+
+def test_inside_an_observed_llm_function_the_call_is_folded_into_it(traced) -> None:
+    llm = OpenAIBackedLLM(client=openai_client("openai_chat_completion.json"), model="o4-mini")
+
+    @observe(kind="llm", prompt_template="capital")
+    def ask(question: str) -> str:  # returns the text only: model and usage come from the folded call
+        return llm.complete(question).text
+
+    assert ask(QUESTION) == OPENAI_CHAT_TEXT
+    [span] = _spans(traced)
+    a = span.attributes
+    assert span.is_llm and a["gen_ai.request.model"] == "o4-mini" and a["gen_ai.usage.input_tokens"] == 1843
+    assert a["llmpulse.prompt.template"] == "capital"
