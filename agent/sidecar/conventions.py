@@ -204,7 +204,7 @@ def _oi_message(fields: Mapping[str, Any]) -> dict[str, Any]:
     if parts:
         message["content"] = [_oi_part(part) for part in parts]
     else:
-        message["content"] = content_value(fields.get("message.content", ""))
+        message["content"] = content_value(fields.get("message.content")) or None  # None: a tool call alone
     calls = _indexed(fields, "message.tool_calls")
     if calls:
         message["tool_calls"] = [
@@ -326,7 +326,8 @@ def _openllmetry(attrs: dict[str, Any]) -> None:
 
 def _openllmetry_message(fields: Mapping[str, Any], role: str) -> dict[str, Any]:
     """``gen_ai.prompt.N.*`` / ``gen_ai.completion.N.*`` fields as an OpenAI message."""
-    message: dict[str, Any] = {"role": fields.get("role") or role, "content": content_value(fields.get("content", ""))}
+    content = content_value(fields.get("content")) or None  # None: a tool call alone
+    message: dict[str, Any] = {"role": fields.get("role") or role, "content": content}
     calls: dict[int, dict[str, Any]] = {}
     for key, value in fields.items():
         match = _TOOL_CALL.match(key)

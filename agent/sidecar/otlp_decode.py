@@ -287,17 +287,18 @@ def trace_rows(
                 ):
                     raise PayloadError(_bad_span(span, f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"))
                 attrs = attributes(span.attributes)
+                events, links, status = span.events, span.links, span.status
+                # mapped before redaction: the redaction takes numbers under a "token" key for secrets
+                # (OpenLIT's gen_ai.server.time_to_first_token); mapped content is redacted with the rest
+                to_semconv(attrs, start, [(e.time_unix_nano, e.name) for e in events] if events else ())
                 if redaction is not None:
                     attrs = redaction.value(attrs)
-                events, links, status = span.events, span.links, span.status
                 if events:
                     event_attrs = [
                         attributes(e.attributes) if redaction is None else redaction.value(attributes(e.attributes))
                         for e in events
                     ]
-                    _span_events_to_semconv(attrs, start, events, event_attrs)
-                else:
-                    to_semconv(attrs, start)
+                    _content_from_span_events(attrs, events, event_attrs)
                 if prices is not None and sc.COST_USD not in attrs:
                     add_cost(attrs, prices, on_unpriced)
                 kind, code = span.kind, status.code
@@ -349,9 +350,8 @@ def _joins(operation: Any) -> bool:
     return operation in _JOINED_OPERATIONS
 
 
-def _span_events_to_semconv(attrs: dict[str, Any], start: int, events: Any, event_attrs: list[dict[str, Any]]) -> None:
-    """The conventions' mapping with the span's events (first-token times), and content carried by events."""
-    to_semconv(attrs, start, [(e.time_unix_nano, e.name) for e in events])
+def _content_from_span_events(attrs: dict[str, Any], events: Any, event_attrs: list[dict[str, Any]]) -> None:
+    """Content that span events carry (semconv 1.27's ``gen_ai.content.prompt``/``completion``)."""
     if has_content(attrs) or not any(e.name in CONTENT_EVENTS for e in events):
         return
     content, extra = content_from_events(

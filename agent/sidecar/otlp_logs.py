@@ -9,6 +9,7 @@ which adds its content to that span's ``llm_calls`` row.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,16 +64,20 @@ def _bad_record(record: Any, where: str) -> str | None:
 
 
 def log_rows(
-    request: ExportLogsServiceRequest, *, redaction: Redaction | None = None
+    request: ExportLogsServiceRequest, *, redaction: Redaction | None = None, received_ns: int | None = None
 ) -> tuple[Batch, list[GenAIEvent]]:
     """Every log record as an ``otel_logs`` row, and the GenAI events among them; ``PayloadError`` for the
     whole request when a record is invalid (ids of the wrong length, a time past what the table holds).
+
+    A record's time is its ``timeUnixNano``, else its ``observedTimeUnixNano`` (the collector's rule), else
+    ``received_ns`` (now): a record with neither would be dated 1970 and dropped by the table's TTL.
 
     With ``redaction`` (the SDK's engine) the body and the record's attributes are redacted, as span
     content is; resource and scope attributes are kept as sent.
     """
     rows = RowBuffer()
     events: list[GenAIEvent] = []
+    received_ns = time.time_ns() if received_ns is None else received_ns
     for r, resource_logs in enumerate(request.resource_logs):
         resource = attributes(resource_logs.resource.attributes)
         service = resource.get("service.name", "")
@@ -94,7 +99,7 @@ def log_rows(
                 trace_id, span_id = record.trace_id.hex(), record.span_id.hex()
                 rows.append(
                     [
-                        _datetime64(record.time_unix_nano or record.observed_time_unix_nano),
+                        _datetime64(record.time_unix_nano or record.observed_time_unix_nano or received_ns),
                         trace_id,
                         span_id,
                         record.flags & 0xFF,

@@ -10,7 +10,7 @@ from typing import Any
 
 from llmpulse.agent.enrich.prices import PriceTable
 
-from ...provider_fakes import OPENAI_CHAT_TEXT, OPENAI_STREAM_TEXT, openai_client
+from tests.agent.provider_fakes import OPENAI_CHAT_TEXT, OPENAI_STREAM_TEXT, openai_client
 
 PLAIN_QUESTION = "What is the capital of France?"
 STREAM_QUESTION = "Why is the sky blue?"
@@ -46,7 +46,10 @@ def make_calls() -> None:
     client = openai_client("openai_chat_completion.json")
     client.chat.completions.create(
         model="gpt-4o-mini",
-        messages=[{"role": "system", "content": "Answer in one sentence."}, {"role": "user", "content": PLAIN_QUESTION}],
+        messages=[
+            {"role": "system", "content": "Answer in one sentence."},
+            {"role": "user", "content": PLAIN_QUESTION},
+        ],
         temperature=0.3,
         max_tokens=50,
     )
@@ -67,7 +70,9 @@ def read_calls(ch: Any, database: str, service: str) -> list[dict[str, Any]]:
 
 
 def expected_cost(call: dict[str, Any]) -> float | None:
-    return PriceTable.vendored().span_cost((call["model"], "gpt-4o-mini"), call["input"], call["output"], call["cache_read"])
+    return PriceTable.vendored().span_cost(
+        (call["model"], "gpt-4o-mini"), call["input"], call["output"], call["cache_read"]
+    )
 
 
 def assert_calls(
@@ -94,4 +99,4 @@ def assert_calls(
     assert plain["TimeToFirstTokenSeconds"] is None
     if ttft:
         ttft_s = stream["TimeToFirstTokenSeconds"]
-        assert ttft_s is not None and 0 < ttft_s <= stream["DurationNs"] / 1e9
+        assert ttft_s is not None and 0 < ttft_s <= stream["DurationNs"] / 1e9, (ttft_s, stream["DurationNs"])

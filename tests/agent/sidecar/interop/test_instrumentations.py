@@ -18,7 +18,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from ..sidecar_harness import running_sidecar, wait_for
+from tests.agent.sidecar.sidecar_harness import running_sidecar, wait_for
+
 from .calls import PLAIN_QUESTION, assert_calls, make_calls, read_calls
 
 
@@ -90,7 +91,9 @@ def test_openai_v2_content_from_events_joined_after_the_spans(
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "EVENT_ONLY")
     tracer_provider = _tracer_provider(sidecar, "openai-v2-app")
     logger_provider = LoggerProvider(resource=Resource.create({"service.name": "openai-v2-app"}))
-    logger_provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter(endpoint=sidecar.url + "/v1/logs")))
+    logger_provider.add_log_record_processor(
+        BatchLogRecordProcessor(OTLPLogExporter(endpoint=sidecar.url + "/v1/logs"))
+    )
     _instrumented_calls(module.OpenAIInstrumentor(), tracer_provider=tracer_provider, logger_provider=logger_provider)
     tracer_provider.shutdown()  # the spans first: their llm_calls rows wait for the events
     assert sidecar.flush()
