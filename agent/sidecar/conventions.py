@@ -20,7 +20,7 @@ the conventions:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from llmpulse.agent import semconv as sc
@@ -64,7 +64,7 @@ FIRST_TOKEN_EVENTS = frozenset(
     ("First Token Stream Event", "gen_ai.content.completion.chunk", "llm.content.completion.chunk")
 )
 
-SpanEvents = Sequence[tuple[int, str]]  # (time in ns, name) of the span's events
+SpanEvents = Iterable[tuple[int, str]]  # (time in ns, name) of the span's events, read only when needed
 
 
 def to_semconv(attrs: dict[str, Any], start_ns: int, events: SpanEvents = ()) -> None:

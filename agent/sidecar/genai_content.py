@@ -145,5 +145,5 @@ def _event_message(name: str, body: Any) -> dict[str, Any]:
         message["role"] = _MESSAGE_EVENTS[name]
     if message["role"] == "tool" and "id" in message and "tool_call_id" not in message:
         message["tool_call_id"] = message.pop("id")
-    message["content"] = content_value(message.get("content", ""))
+    message["content"] = content_value(message.get("content")) or None  # None: a tool call alone
     return message

@@ -290,7 +290,7 @@ def trace_rows(
                 events, links, status = span.events, span.links, span.status
                 # mapped before redaction: the redaction takes numbers under a "token" key for secrets
                 # (OpenLIT's gen_ai.server.time_to_first_token); mapped content is redacted with the rest
-                to_semconv(attrs, start, [(e.time_unix_nano, e.name) for e in events] if events else ())
+                to_semconv(attrs, start, ((e.time_unix_nano, e.name) for e in events) if events else ())
                 if redaction is not None:
                     attrs = redaction.value(attrs)
                 if events:
