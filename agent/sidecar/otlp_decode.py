@@ -352,13 +352,23 @@ def _joins(operation: Any) -> bool:
 
 def _content_from_span_events(attrs: dict[str, Any], events: Any, event_attrs: list[dict[str, Any]]) -> None:
     """Content that span events carry (semconv 1.27's ``gen_ai.content.prompt``/``completion``)."""
-    if has_content(attrs) or not any(e.name in CONTENT_EVENTS for e in events):
+    if has_content(attrs):
         return
-    content, extra = content_from_events(
-        (e.name, a, a) for e, a in zip(events, event_attrs, strict=True) if e.name in CONTENT_EVENTS
-    )
-    for key, value in (*content.items(), *extra.items()):
-        attrs.setdefault(key, value)
+    found = [
+        (e.name, a, a)
+        for e, a in zip(events, event_attrs, strict=True)
+        if e.name in CONTENT_EVENTS and not _SPAN_EVENT_CONTENT.isdisjoint(a)
+    ]
+    if found:
+        content, extra = content_from_events(found)
+        for key, value in (*content.items(), *extra.items()):
+            attrs.setdefault(key, value)
+
+
+# The attributes that hold content on a span event (an event of the name with none, e.g. {"index": 0}, is skipped)
+_SPAN_EVENT_CONTENT = frozenset(
+    ("gen_ai.prompt", "gen_ai.completion", "content", "message", sc.GEN_AI_INPUT_MESSAGES, sc.GEN_AI_OUTPUT_MESSAGES)
+)
 
 
 def _int(value: Any) -> int | None:
