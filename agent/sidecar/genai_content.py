@@ -96,6 +96,7 @@ def content_from_events(events: Iterable[tuple[str, Mapping[str, Any], Any]]) ->
     choices: list[tuple[int, dict[str, Any]]] = []
     content: dict[str, str] = {}
     extra: dict[str, Any] = {}
+    reasons: list[str] = []  # of gen_ai.choice events: the span's gen_ai.response.finish_reasons when it has none
     for name, attrs, body in events:
         if name in _MESSAGE_EVENTS:
             inputs.append(_event_message(name, json_value(body)))
@@ -108,6 +109,8 @@ def content_from_events(events: Iterable[tuple[str, Mapping[str, Any], Any]]) ->
                 message = {"content": message} if message is not None else {}
             position = index if isinstance(index, int) and not isinstance(index, bool) else len(choices)
             choices.append((position, output_message(message, choice.get("finish_reason"))))
+            if isinstance(choice.get("finish_reason"), str):
+                reasons.append(choice["finish_reason"])
         elif name == DETAILS_EVENT:
             for key, value in attrs.items():
                 if key in _DETAILS_CONTENT:
@@ -133,6 +136,8 @@ def content_from_events(events: Iterable[tuple[str, Mapping[str, Any], Any]]) ->
         converted = input_messages(inputs)
         if converted:
             content[sc.GEN_AI_INPUT_MESSAGES] = dumps(converted)
+    if reasons:
+        extra.setdefault(sc.GEN_AI_RESPONSE_FINISH_REASONS, reasons)
     if choices and sc.GEN_AI_OUTPUT_MESSAGES not in content:
         content[sc.GEN_AI_OUTPUT_MESSAGES] = dumps([message for _, message in sorted(choices, key=lambda c: c[0])])
     return content, extra

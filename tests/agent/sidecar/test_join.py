@@ -252,6 +252,7 @@ def _call(ch: Any, database: str, service: str) -> list[Any]:
 def _check_legacy_call(rows: list[Any]) -> None:
     assert len(rows) == 1
     prompt, response, inputs, finish, tokens, priced = rows[0]
+    assert finish == ["stop"]
     assert (prompt, response, tokens, priced) == ("And when does it arrive?", "Tomorrow.", 30, True)
     messages = json.loads(inputs)
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "tool", "user"]
@@ -282,9 +283,11 @@ def test_per_message_events_give_the_call_its_content(sidecar: Any, ch: Any, dat
     assert stored == [("" if logs_first else "true",)]
 
 
-def test_a_span_without_events_is_written_when_its_wait_ends(store_dsn: str, database: str, tmp_path: Path, ch: Any) -> None:
+def test_a_span_without_events_is_written_when_its_wait_ends(
+    store_dsn: str, database: str, tmp_path: Path, ch: Any
+) -> None:
     apply(ch, SchemaOptions(database=database))
-    with running_sidecar(store_dsn, database, tmp_path, events_wait="200ms") as sidecar:
+    with running_sidecar(store_dsn, database, tmp_path, events_wait=0.2) as sidecar:
         tracer_provider, spans, _, _ = _providers("no-events")
         with tracer_provider.get_tracer(KNOWN_SCOPE).start_as_current_span(
             "chat", attributes={"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini"}
@@ -297,7 +300,7 @@ def test_a_span_without_events_is_written_when_its_wait_ends(store_dsn: str, dat
 
 def test_stopping_writes_the_spans_still_waiting(store_dsn: str, database: str, tmp_path: Path, ch: Any) -> None:
     apply(ch, SchemaOptions(database=database))
-    with running_sidecar(store_dsn, database, tmp_path, events_wait="1h") as sidecar:
+    with running_sidecar(store_dsn, database, tmp_path, events_wait=3600.0) as sidecar:
         tracer_provider, spans, _, _ = _providers("stopping")
         with tracer_provider.get_tracer(KNOWN_SCOPE).start_as_current_span(
             "chat", attributes={"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini"}
