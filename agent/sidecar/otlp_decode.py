@@ -288,11 +288,10 @@ def trace_rows(
                     raise PayloadError(_bad_span(span, f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"))
                 attrs = attributes(span.attributes)
                 events, links, status = span.events, span.links, span.status
-                # mapped before redaction: the redaction takes numbers under a "token" key for secrets
-                # (OpenLIT's gen_ai.server.time_to_first_token); mapped content is redacted with the rest
+                # mapped before redaction, so the mapped content is redacted with the rest
                 to_semconv(attrs, start, ((e.time_unix_nano, e.name) for e in events) if events else ())
                 if redaction is not None:
-                    attrs = redaction.value(attrs)
+                    attrs = _redacted(attrs, redaction)
                 if events:
                     event_attrs = [
                         attributes(e.attributes) if redaction is None else redaction.value(attributes(e.attributes))
@@ -341,6 +340,20 @@ def trace_rows(
         for span_row in held:
             append(span_row.row)
     return Batch("otel_traces", TRACE_COLUMNS, rows.data, "", rows.count)
+
+
+# Numbers the redaction takes for secrets because their key ends in "token": OpenLIT's server timings.
+_TIMINGS = ("gen_ai.server.time_to_first_token", "gen_ai.server.time_per_output_token")
+
+
+def _redacted(attrs: dict[str, Any], redaction: Redaction) -> dict[str, Any]:
+    """``attrs`` redacted, OpenLIT's timings kept when they are numbers (a number there is no secret)."""
+    redacted = redaction.value(attrs)
+    for key in _TIMINGS:
+        value = attrs.get(key)
+        if type(value) in (int, float):
+            redacted[key] = value
+    return redacted
 
 
 _JOINED_OPERATIONS = LLM_OPERATIONS | {RETRIEVAL}

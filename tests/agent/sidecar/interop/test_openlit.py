@@ -62,6 +62,12 @@ def test_openlit_streams_have_time_to_first_token_and_its_logs_are_stored(
     assert sidecar.flush()
 
     assert_calls(read_calls(ch, database, "openlit-app"))
+    timings = ch.query(
+        f"SELECT toFloat64OrNull(SpanAttributes['gen_ai.server.time_to_first_token']),"
+        f" toFloat64OrNull(SpanAttributes['gen_ai.server.time_per_output_token'])"
+        f" FROM {database}.otel_traces WHERE SpanAttributes['gen_ai.request.stream'] = 'true'"
+    ).result_rows
+    assert len(timings) == 1 and timings[0][0] > 0 and timings[0][1] > 0, "OpenLIT's timings are kept as sent"
     assert sidecar.metric("llmpulse_http_requests_total", path="/v1/logs", code="200") >= 1
     assert sidecar.metric("llmpulse_http_requests_total", path="/v1/traces", code="200") >= 1
     logs = ch.query(
