@@ -25,12 +25,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from llmpulse.agent import semconv as sc
+from llmpulse.agent.store import fastjson
 from llmpulse.agent.store.rows import Batch, RowBuffer
 from llmpulse.agent.store.schema.traces import JOIN_DEFERRED, TRACE_COLUMNS
 
@@ -98,13 +99,27 @@ class Undo:
 
     def __call__(self) -> None:
         with self._join._lock:
-            for action in reversed(self.actions):
-                action()
+            self.run()
+
+    def run(self) -> None:
+        """Revert, the join's lock held by the caller."""
+        for action in reversed(self.actions):
+            action()
         self.actions.clear()
 
 
 def _size(event: GenAIEvent) -> int:
-    return len(orjson.dumps([event.attributes, event.body], default=str)) + 200
+    return len(fastjson.dumps_bytes([event.attributes, event.body])) + 200
+
+
+@contextmanager
+def _reverted_on_error(undo: Undo) -> Iterator[None]:
+    """A failure half-way leaves the join as it was (the receiver logs it and stores the request unjoined)."""
+    try:
+        yield
+    except BaseException:
+        undo.run()
+        raise
 
 
 class GenAIJoin:
@@ -150,7 +165,7 @@ class GenAIJoin:
         """Join one request's GenAI and retrieval spans (before their rows are encoded)."""
         undo = Undo(self)
         now = self._clock()
-        with self._lock:
+        with self._lock, _reverted_on_error(undo):
             for span in spans:
                 if span.attrs.get(sc.GEN_AI_OPERATION_NAME) == RETRIEVAL:
                     self._keep_documents(span, now, undo)
@@ -202,7 +217,7 @@ class GenAIJoin:
         groups: dict[tuple[str, str], list[GenAIEvent]] = {}
         for event in events:
             groups.setdefault((event.trace_id, event.span_id), []).append(event)
-        with self._lock:
+        with self._lock, _reverted_on_error(undo):
             for source in {(e.service, e.scope) for group in groups.values() for e in group}:
                 self._sources.pop(source, None)  # re-inserted last: the dict stays ordered by time seen
                 self._sources[source] = now

@@ -367,7 +367,10 @@ class OtlpReceiver:
 
         def on_genai(spans: list[SpanRow]) -> None:
             if join is not None:
-                undo.append(join.spans(spans))
+                try:
+                    undo.append(join.spans(spans))
+                except Exception:  # a bug in the join must not cost the spans: stored as they came
+                    self._log_join_failure()
 
         rows = trace_rows(
             request,
@@ -389,10 +392,17 @@ class OtlpReceiver:
         batches = [logs] if logs.count else []
         if self.join is None or not events:
             return batches, log_record_count(request), None
-        released, undo = self.join.events(events)
+        try:
+            released, undo = self.join.events(events)
+        except Exception:  # a bug in the join must not cost the logs: stored, joined to nothing
+            self._log_join_failure()
+            return batches, log_record_count(request), None
         if released:
             batches.append(joined_batch(released))
         return batches, log_record_count(request), undo
+
+    def _log_join_failure(self) -> None:
+        self._log("join", logging.ERROR, "llmpulse agent: joining GenAI events to spans failed", exc_info=True)
 
     def _price(self, attrs: dict[str, Any]) -> None:
         if self._prices is not None:

@@ -388,3 +388,18 @@ def test_openinference_retriever_documents_are_the_llm_calls_context(sidecar: An
             40,
         )
     ]
+
+
+def test_a_failing_join_costs_no_span_and_no_log(sidecar: Any, ch: Any, database: str, monkeypatch: Any) -> None:
+    def broken(*_args: Any) -> Any:
+        raise RuntimeError("a bug in the join")
+
+    monkeypatch.setattr(sidecar.sidecar.join, "_llm_span", broken)
+    monkeypatch.setattr(sidecar.sidecar.join, "_add_pending", broken)
+    tracer_provider, spans, logger_provider, (logs,) = _providers("join-bug")
+    _legacy_call(tracer_provider, logger_provider, KNOWN_SCOPE)
+    _send(sidecar, logs=logs.get_finished_logs(), spans=spans.spans)
+    assert sidecar.flush()
+    assert ch.query(f"SELECT count() FROM {database}.otel_logs").result_rows == [(6,)]
+    assert _call(ch, database, "join-bug")[0][4] == 30, "the span is stored as it came, its llm_calls row too"
+    assert sidecar.sidecar.join.waiting_spans() == 0 and sidecar.sidecar.join.pending_events() == 0
