@@ -299,7 +299,7 @@ def trace_rows(
                     ]
                     _content_from_span_events(attrs, events, event_attrs)
                 if prices is not None and sc.COST_USD not in attrs:
-                    add_cost(attrs, prices, on_unpriced)
+                    _add_cost(attrs, prices, on_unpriced)
                 kind, code = span.kind, status.code
                 row = [
                     _datetime64(start),
@@ -396,7 +396,7 @@ def _int(value: Any) -> int | None:
 _MAX_TOKENS = 2**63 - 1  # a larger "count" would overflow the float cost (OverflowError, a 500 before)
 
 
-def add_cost(attrs: dict[str, Any], prices: PriceTable, on_unpriced: Callable[[], None]) -> None:
+def _add_cost(attrs: dict[str, Any], prices: PriceTable, on_unpriced: Callable[[], None]) -> None:
     """The SDK's ``llmpulse.cost.usd`` for a GenAI span from another SDK (``PriceTable.span_cost``)."""
     get = attrs.get
     input_tokens = _int(get(sc.GEN_AI_USAGE_INPUT_TOKENS))
@@ -624,7 +624,6 @@ __all__ = [
     "PayloadError",
     "PayloadTooLarge",
     "SpanRow",
-    "add_cost",
     "data_point_count",
     "decompress",
     "metric_rows",

@@ -47,7 +47,7 @@ from .otlp_decode import (
     PayloadTooLarge,
     SpanRow,
     UnsupportedEncoding,
-    add_cost,
+    _add_cost,
     data_point_count,
     decompress,
     metric_rows,
@@ -406,7 +406,7 @@ class OtlpReceiver:
 
     def _price(self, attrs: dict[str, Any]) -> None:
         if self._prices is not None:
-            add_cost(attrs, self._prices, self._count_unpriced)
+            _add_cost(attrs, self._prices, self._count_unpriced)
 
     def _count_unpriced(self) -> None:
         with self._unpriced_lock:
