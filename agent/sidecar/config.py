@@ -117,6 +117,9 @@ class SidecarConfig:
     analyze_reference: str = "7d"
     shutdown_timeout: float = 10.0
     redact_otlp: bool = True
+    # How long an LLM span that came without content waits for its GenAI events (OTLP logs) before its
+    # llm_calls row is written; 0 = never. Not a flag yet: a setting must be in the README's table.
+    events_wait: float = 10.0
     durable: bool = True
     wal_dir: str = ""  # filled in by build_sidecar_config: <spool_dir>/../wal unless set
     wal_fsync: str = "batch"

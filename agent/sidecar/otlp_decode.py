@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import zlib
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -31,6 +32,9 @@ from llmpulse.agent.store.schema.traces import TRACE_COLUMNS
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from .conventions import LLM_OPERATIONS, RETRIEVAL, reported_cost, to_semconv
+from .genai_content import CONTENT_EVENTS, content_from_events, has_content
+
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 
@@ -45,6 +49,20 @@ MAX_DATETIME_NS = 4_102_444_800 * 1_000_000_000  # 2100-01-01T00:00:00Z
 _LAST_DATETIME = "2100-01-01T00:00:00Z"
 _LAST_DATETIME64 = "2262-04-11T23:47:16Z"
 _ID_KEYS = frozenset(("traceId", "spanId", "parentSpanId"))
+_ATTRS = TRACE_COLUMNS.index("SpanAttributes")
+
+
+@dataclass
+class SpanRow:
+    """An ``otel_traces`` row (a list, not yet encoded) of a GenAI or retrieval span, and its times (ns)."""
+
+    row: list[Any]
+    start_ns: int
+    end_ns: int
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return self.row[_ATTRS]
 
 
 class PayloadError(ValueError):
@@ -227,17 +245,26 @@ def trace_rows(
     prices: PriceTable | None = None,
     on_unpriced: Callable[[], None] = lambda: None,
     redaction: Redaction | None = None,
+    on_genai: Callable[[list[SpanRow]], None] | None = None,
 ) -> Batch:
     """Every span of the request as an ``otel_traces`` row, or ``PayloadError`` for the whole request.
 
     With ``redaction`` (the SDK's engine), string attribute values, event attributes (exception.message,
     exception.stacktrace) and the status message are redacted; resource attributes are kept as sent.
 
+    Spans of other GenAI conventions (OpenInference, OpenLLMetry, OpenLIT) get the semconv attributes
+    next to their own (``conventions``), and content sent as span events (semconv 1.27's
+    ``gen_ai.content.prompt``) becomes the semconv message attributes.
+
     GenAI spans from other SDKs carry tokens but no cost: when ``prices`` knows the model, the row gets
     the same ``llmpulse.cost.usd`` attribute the SDK writes, so ``llm_calls`` has a cost for them too.
+
+    ``on_genai`` (the receiver's join) gets the request's LLM and retrieval spans, once all spans are
+    valid and before their rows are encoded, and may change their attributes.
     """
     rows = RowBuffer()
     append = rows.append
+    held: list[SpanRow] = []
     kinds, statuses = _KINDS, _STATUS
     for r, resource_spans in enumerate(request.resource_spans):
         resource = attributes(resource_spans.resource.attributes)
@@ -260,11 +287,19 @@ def trace_rows(
                 ):
                     raise PayloadError(_bad_span(span, f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"))
                 attrs = attributes(span.attributes)
+                events, links, status = span.events, span.links, span.status
+                # mapped before redaction, so the mapped content is redacted with the rest
+                to_semconv(attrs, start, ((e.time_unix_nano, e.name) for e in events) if events else ())
                 if redaction is not None:
-                    attrs = redaction.value(attrs)
+                    attrs = _redacted(attrs, redaction)
+                if events:
+                    event_attrs = [
+                        attributes(e.attributes) if redaction is None else redaction.value(attributes(e.attributes))
+                        for e in events
+                    ]
+                    _content_from_span_events(attrs, events, event_attrs)
                 if prices is not None and sc.COST_USD not in attrs:
                     _add_cost(attrs, prices, on_unpriced)
-                events, links, status = span.events, span.links, span.status
                 kind, code = span.kind, status.code
                 row = [
                     _datetime64(start),
@@ -284,14 +319,7 @@ def trace_rows(
                     redaction(status.message) if redaction is not None and status.message else status.message,
                 ]
                 if events:
-                    row += (
-                        [_datetime64(e.time_unix_nano) for e in events],
-                        [e.name for e in events],
-                        [
-                            attributes(e.attributes) if redaction is None else redaction.value(attributes(e.attributes))
-                            for e in events
-                        ],
-                    )
+                    row += ([_datetime64(e.time_unix_nano) for e in events], [e.name for e in events], event_attrs)
                 else:
                     row += (_NO_ITEMS, _NO_ITEMS, _NO_ITEMS)
                 if links:
@@ -303,8 +331,57 @@ def trace_rows(
                     )
                 else:
                     row += (_NO_ITEMS, _NO_ITEMS, _NO_ITEMS, _NO_ITEMS)
-                append(row)
+                if on_genai is not None and _joins(attrs.get(sc.GEN_AI_OPERATION_NAME)):
+                    held.append(SpanRow(row, start, end))
+                else:
+                    append(row)
+    if held:
+        on_genai(held)  # type: ignore[misc]  # held is only filled when on_genai is given
+        for span_row in held:
+            append(span_row.row)
     return Batch("otel_traces", TRACE_COLUMNS, rows.data, "", rows.count)
+
+
+# Numbers the redaction takes for secrets because their key ends in "token": OpenLIT's server timings.
+_TIMINGS = ("gen_ai.server.time_to_first_token", "gen_ai.server.time_per_output_token")
+
+
+def _redacted(attrs: dict[str, Any], redaction: Redaction) -> dict[str, Any]:
+    """``attrs`` redacted, OpenLIT's timings kept when they are numbers (a number there is no secret)."""
+    redacted = redaction.value(attrs)
+    for key in _TIMINGS:
+        value = attrs.get(key)
+        if type(value) in (int, float):
+            redacted[key] = value
+    return redacted
+
+
+_JOINED_OPERATIONS = LLM_OPERATIONS | {RETRIEVAL}
+
+
+def _joins(operation: Any) -> bool:
+    return operation in _JOINED_OPERATIONS
+
+
+def _content_from_span_events(attrs: dict[str, Any], events: Any, event_attrs: list[dict[str, Any]]) -> None:
+    """Content that span events carry (semconv 1.27's ``gen_ai.content.prompt``/``completion``)."""
+    if has_content(attrs):
+        return
+    found = [
+        (e.name, a, a)
+        for e, a in zip(events, event_attrs, strict=True)
+        if e.name in CONTENT_EVENTS and not _SPAN_EVENT_CONTENT.isdisjoint(a)
+    ]
+    if found:
+        content, extra = content_from_events(found)
+        for key, value in (*content.items(), *extra.items()):
+            attrs.setdefault(key, value)
+
+
+# The attributes that hold content on a span event (an event of the name with none, e.g. {"index": 0}, is skipped)
+_SPAN_EVENT_CONTENT = frozenset(
+    ("gen_ai.prompt", "gen_ai.completion", "content", "message", sc.GEN_AI_INPUT_MESSAGES, sc.GEN_AI_OUTPUT_MESSAGES)
+)
 
 
 def _int(value: Any) -> int | None:
@@ -333,6 +410,8 @@ def _add_cost(attrs: dict[str, Any], prices: PriceTable, on_unpriced: Callable[[
         _int(get(sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)),
         _int(get(sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)),
     )
+    if cost is None:
+        cost = reported_cost(attrs)
     if cost is None:
         on_unpriced()
     else:
@@ -544,6 +623,7 @@ __all__ = [
     "PROTOBUF",
     "PayloadError",
     "PayloadTooLarge",
+    "SpanRow",
     "data_point_count",
     "decompress",
     "metric_rows",

@@ -1,7 +1,8 @@
 """The sidecar's HTTP server (aiohttp): the OTLP/HTTP receiver and the sidecar's own endpoints.
 
-``POST /v1/traces`` and ``POST /v1/metrics`` take protobuf or JSON, optionally gzip-compressed, as the
-OTLP/HTTP specification describes. A request is decoded and validated completely before anything
+``POST /v1/traces``, ``POST /v1/metrics`` and ``POST /v1/logs`` take protobuf or JSON, optionally
+gzip-compressed, as the OTLP/HTTP specification describes. Spans and GenAI events (logs) go through the
+join (``join``), which gives an LLM span the content its events carry, in whichever order they come. A request is decoded and validated completely before anything
 is queued, so bad data gets a 4xx with a ``google.rpc.Status`` body and nothing of it is stored. Good
 data is queued all at once; when the queue is full the answer is 503 with ``Retry-After`` (a
 retryable status for OTLP exporters), so load beyond what the store absorbs is pushed back to the
@@ -34,15 +35,19 @@ from google.rpc import code_pb2, status_pb2
 from llmpulse.agent.enrich.prices import PriceTable
 from llmpulse.agent.enrich.redaction import Redaction
 from llmpulse.agent.store.rows import Batch
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from .join import GenAIJoin, Undo, joined_batch
 from .otlp_decode import (
     JSON,
     PROTOBUF,
     PayloadError,
     PayloadTooLarge,
+    SpanRow,
     UnsupportedEncoding,
+    _add_cost,
     data_point_count,
     decompress,
     metric_rows,
@@ -50,6 +55,7 @@ from .otlp_decode import (
     parse_traces,
     trace_rows,
 )
+from .otlp_logs import log_record_count, log_rows, parse_logs
 
 # A child of the SDK's logger: its once-per-message filter does not apply here (a logger's filters see
 # only its own records), the receiver's own rate limit does.
@@ -65,7 +71,9 @@ DEFAULT_MAX_CONNECTIONS = 256
 IDLE_TIMEOUT_S = 15.0
 BODY_TIMEOUT_S = 60.0  # to receive a whole body once its headers are in: a trickled body holds its bytes
 LOG_INTERVAL_S = 10.0  # a repeated receiver message is logged at most this often
-_OTLP_PATHS = frozenset(("/v1/traces", "/v1/metrics"))  # their handlers check the token and count themselves
+_OTLP_PATHS = frozenset(
+    ("/v1/traces", "/v1/metrics", "/v1/logs")
+)  # their handlers check the token and count themselves
 # The path label of llmpulse_http_requests_total: any other path is "other", so a client cannot grow it.
 _KNOWN_PATHS = frozenset((*_OTLP_PATHS, "/metrics", "/healthz", "/readyz", "/dashboard"))
 _SUPPORTED = f"supported: [{JSON}, {PROTOBUF}]"
@@ -78,6 +86,7 @@ class ReceiverStats:
     requests: Counter = field(default_factory=Counter)  # (path, status) -> count
     spans_accepted: int = 0
     data_points_accepted: int = 0
+    log_records_accepted: int = 0
     spans_refused_busy: int = 0  # answered 503: the client keeps them and retries
     unpriced_spans: int = 0
     connections_refused: int = 0  # past max_connections: answered 503 and closed
@@ -139,6 +148,9 @@ class _Held:
         self.bytes = 0
 
 
+_Decoded = tuple[list[Batch], int, "Undo | None"]  # the rows, how many items, how to undo the join's changes
+
+
 class _Rejected(Exception):
     def __init__(self, status: int, message: str, code: int, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
@@ -162,6 +174,7 @@ class OtlpReceiver:
         max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT_BYTES,
         metrics_without_auth: bool = False,
         body_timeout: float | None = None,
+        join: GenAIJoin | None = None,
     ) -> None:
         if max_inflight_bytes < max_body_bytes:
             raise ValueError(
@@ -179,12 +192,16 @@ class OtlpReceiver:
         self._redaction = redaction  # the SDK's engine, run on the decode threads; None stores content as sent
         self._pool = ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="llmpulse-otlp")
         self._unpriced_lock = threading.Lock()
+        self.join = join  # GenAI events and retrieval documents to their LLM spans; None: spans as sent
+        if join is not None and prices is not None and join.price is None:
+            join.price = self._price
         self.stats = ReceiverStats()
         self.accepting = True
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/traces", self.traces)
         app.router.add_post("/v1/metrics", self.metrics)
+        app.router.add_post("/v1/logs", self.logs)
         app.middlewares.append(self._guard)
 
     @web.middleware
@@ -216,8 +233,11 @@ class OtlpReceiver:
     async def metrics(self, request: web.Request) -> web.StreamResponse:
         return await self._handle(request, self._decode_metrics, ExportMetricsServiceResponse, "data_points")
 
+    async def logs(self, request: web.Request) -> web.StreamResponse:
+        return await self._handle(request, self._decode_logs, ExportLogsServiceResponse, "log_records")
+
     async def _handle(
-        self, request: web.Request, decode: Callable[..., tuple[list[Batch], int]], response_type: Any, unit: str
+        self, request: web.Request, decode: Callable[..., _Decoded], response_type: Any, unit: str
     ) -> web.StreamResponse:
         content_type = request.content_type
         as_json = content_type == JSON
@@ -233,7 +253,7 @@ class OtlpReceiver:
             body = await self._read(request, held)
             loop = asyncio.get_running_loop()
             try:
-                rows, count = await loop.run_in_executor(
+                rows, count, undo = await loop.run_in_executor(
                     self._pool, decode, body, request.headers.get("Content-Encoding"), content_type
                 )
             except PayloadTooLarge as exc:
@@ -244,9 +264,7 @@ class OtlpReceiver:
                 raise _Rejected(415, str(exc), code_pb2.INVALID_ARGUMENT) from None
             except (ValueError, RecursionError, OverflowError) as exc:  # a bad value the decoder did not foresee
                 raise _Rejected(400, f"invalid OTLP payload: {exc}", code_pb2.INVALID_ARGUMENT) from None
-            accepted = self._sink(rows) if rows else True
-            if inspect.isawaitable(accepted):  # the durable sink answers once the rows are in its log
-                accepted = await accepted
+            accepted = await self._submit(rows, undo)
             if not accepted:
                 if unit == "spans":
                     self.stats.spans_refused_busy += count
@@ -269,10 +287,25 @@ class OtlpReceiver:
             held.release()
         if unit == "spans":
             self.stats.spans_accepted += count
+        elif unit == "log_records":
+            self.stats.log_records_accepted += count
         else:
             self.stats.data_points_accepted += count
         self.stats.requests[(request.path, 200)] += 1
         return _message_response(response_type(), as_json)
+
+    async def _submit(self, rows: list[Batch], undo: Undo | None) -> bool:
+        """Hand the rows to the sink; when it refuses them (or fails), what the request changed in the join
+        is undone, so the client's retry joins as if it came first."""
+        accepted = False
+        try:
+            accepted = self._sink(rows) if rows else True
+            if inspect.isawaitable(accepted):  # the durable sink answers once the rows are in its log
+                accepted = await accepted
+            return bool(accepted)
+        finally:
+            if not accepted and undo is not None:
+                undo()
 
     def _busy(self) -> _Rejected:
         return _Rejected(
@@ -327,14 +360,53 @@ class OtlpReceiver:
 
     # --- decoding (worker threads) ---------------------------------------------------------------
 
-    def _decode_traces(self, body: bytes, encoding: str | None, content_type: str) -> tuple[list[Batch], int]:
+    def _decode_traces(self, body: bytes, encoding: str | None, content_type: str) -> _Decoded:
         request = parse_traces(decompress(body, encoding, self.max_body_bytes), content_type)
-        rows = trace_rows(request, prices=self._prices, on_unpriced=self._count_unpriced, redaction=self._redaction)
-        return ([rows] if rows.count else []), rows.count
+        undo: list[Undo] = []
+        join = self.join
 
-    def _decode_metrics(self, body: bytes, encoding: str | None, content_type: str) -> tuple[list[Batch], int]:
+        def on_genai(spans: list[SpanRow]) -> None:
+            if join is not None:
+                try:
+                    undo.append(join.spans(spans))
+                except Exception:  # a bug in the join must not cost the spans: stored as they came
+                    self._log_join_failure()
+
+        rows = trace_rows(
+            request,
+            prices=self._prices,
+            on_unpriced=self._count_unpriced,
+            redaction=self._redaction,
+            on_genai=on_genai if join is not None else None,
+        )
+        return ([rows] if rows.count else []), rows.count, undo[0] if undo else None
+
+    def _decode_metrics(self, body: bytes, encoding: str | None, content_type: str) -> _Decoded:
         request = parse_metrics(decompress(body, encoding, self.max_body_bytes), content_type)
-        return metric_rows(request), data_point_count(request)
+        return metric_rows(request), data_point_count(request), None
+
+    def _decode_logs(self, body: bytes, encoding: str | None, content_type: str) -> _Decoded:
+        """``otel_logs`` rows, and the rows of waiting spans the request's GenAI events complete."""
+        request = parse_logs(decompress(body, encoding, self.max_body_bytes), content_type)
+        logs, events = log_rows(request, redaction=self._redaction)
+        batches = [logs] if logs.count else []
+        if self.join is None or not events:
+            return batches, log_record_count(request), None
+        try:
+            released, undo = self.join.events(events)
+        except Exception:  # a bug in the join must not cost the logs: stored, joined to nothing
+            self._log_join_failure()
+            return batches, log_record_count(request), None
+        if released:
+            batches.append(joined_batch(released))
+        return batches, log_record_count(request), undo
+
+    def _log_join_failure(self) -> None:
+        self._log("join", logging.ERROR, "llmpulse agent: joining GenAI events to spans failed", exc_info=True)
+
+    def _price(self, attrs: dict[str, Any]) -> None:
+        if self._prices is not None:
+            _add_cost(attrs, self._prices, self._count_unpriced)
 
     def _count_unpriced(self) -> None:
         with self._unpriced_lock:

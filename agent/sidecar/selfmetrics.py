@@ -13,6 +13,7 @@ from llmpulse.agent.export.stats import Stats
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, SummaryMetricFamily
 from prometheus_client.registry import Collector
 
+from .join import GenAIJoin
 from .receiver import ReceiverStats
 from .schedule import TickStats
 
@@ -26,12 +27,14 @@ class SidecarCollector(Collector):
         ready: Callable[[], bool],
         *,
         wal: Callable[[], dict[str, float] | None] = lambda: None,
+        join: GenAIJoin | None = None,
     ) -> None:
         self._pipeline_stats = pipeline_stats
         self._receiver = receiver
         self._ticks = ticks
         self._ready = ready
         self._wal = wal  # the write-ahead log's figures (Sidecar._wal_stats); None when durable is off
+        self._join = join
 
     def collect(self) -> Iterator[Any]:
         stats = self._pipeline_stats()
@@ -42,6 +45,7 @@ class SidecarCollector(Collector):
         received = CounterMetricFamily("llmpulse_received", "Items accepted by the OTLP receiver", labels=["signal"])
         received.add_metric(["traces"], self._receiver.spans_accepted)
         received.add_metric(["metrics"], self._receiver.data_points_accepted)
+        received.add_metric(["logs"], self._receiver.log_records_accepted)
         yield received
         yield CounterMetricFamily(
             "llmpulse_refused_busy_spans",
@@ -72,6 +76,7 @@ class SidecarCollector(Collector):
         yield requests
         yield from self._limits()
         yield from self._wal_metrics()
+        yield from self._join_metrics()
         ticks = SummaryMetricFamily(
             "llmpulse_collector_tick_seconds", "Cost of one collector tick", labels=["collector"]
         )
@@ -142,4 +147,41 @@ class SidecarCollector(Collector):
             "llmpulse_wal_replayed_rows",
             "Rows of an earlier run queued again from the write-ahead log",
             value=wal["replayed_rows"],
+        )
+
+    def _join_metrics(self) -> Iterator[Any]:
+        join = self._join
+        if join is None:
+            return
+        stats = join.stats
+        yield GaugeMetricFamily(
+            "llmpulse_join_waiting_spans", "LLM spans waiting for their GenAI events", value=join.waiting_spans()
+        )
+        yield GaugeMetricFamily(
+            "llmpulse_join_waiting_events", "GenAI events waiting for their span", value=join.pending_events()
+        )
+        events = CounterMetricFamily(
+            "llmpulse_join_events",
+            "GenAI events (OTLP logs) by outcome: joined to their span's llm_calls row, or unmatched (no span "
+            "took them in time; they are in otel_logs only)",
+            labels=["outcome"],
+        )
+        events.add_metric(["joined"], stats.events_joined)
+        events.add_metric(["unmatched"], stats.events_unmatched)
+        yield events
+        spans = CounterMetricFamily(
+            "llmpulse_join_spans",
+            "LLM spans stored before their events, by outcome: deferred (their llm_calls row waited), joined "
+            "(written with events), without_events (the wait ended first), not_deferred (too many waiting)",
+            labels=["outcome"],
+        )
+        spans.add_metric(["deferred"], stats.spans_deferred)
+        spans.add_metric(["joined"], stats.spans_joined)
+        spans.add_metric(["without_events"], stats.spans_without_events)
+        spans.add_metric(["not_deferred"], stats.spans_not_deferred)
+        yield spans
+        yield CounterMetricFamily(
+            "llmpulse_join_contexts",
+            "LLM spans given the documents of their trace's retrieval spans as RAG context",
+            value=stats.contexts_attached,
         )

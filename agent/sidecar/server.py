@@ -10,6 +10,7 @@ deadline, exit 0.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import signal
 import socket
 import time
@@ -24,6 +25,7 @@ from llmpulse.agent.export.pipeline import Pipeline
 
 from .config import SidecarConfig
 from .durable import DurableSink
+from .join import GenAIJoin, joined_batch
 from .receiver import OtlpReceiver, serve
 from .schedule import Schedule, TickStats
 from .selfmetrics import SidecarCollector
@@ -50,6 +52,9 @@ class Sidecar:
         sink: Callable[..., Any] = self.pipeline.submit_rows
         if config.durable:
             self.durable = sink = DurableSink(None, self.pipeline)  # the log is opened with the store
+        self._sink = sink
+        self.join = GenAIJoin(config.events_wait)
+        self._joined_unwritten: list[list[Any]] = []  # rows of finished joins the sink refused: tried again
         self.receiver = OtlpReceiver(
             sink,
             max_body_bytes=config.max_body_bytes,
@@ -58,6 +63,7 @@ class Sidecar:
             metrics_without_auth=config.metrics_without_auth,
             prices=prices,
             redaction=Redaction(categories=config.pipeline.redact_categories) if config.redact_otlp else None,
+            join=self.join,
         )
         self.ticks = TickStats()
         self._schedule = Schedule(self.pipeline, self.ticks)
@@ -99,7 +105,9 @@ class Sidecar:
         app.router.add_get("/dashboard", self._dashboard)
         registry = CollectorRegistry(auto_describe=False)
         registry.register(
-            SidecarCollector(self.pipeline.snapshot, self.receiver.stats, self.ticks, self.ready, wal=self._wal_stats)
+            SidecarCollector(
+                self.pipeline.snapshot, self.receiver.stats, self.ticks, self.ready, wal=self._wal_stats, join=self.join
+            )
         )
         self._metrics_registry = registry
         # OTLP bodies are decompressed by the receiver itself, with the size limit applied to the output.
@@ -133,10 +141,11 @@ class Sidecar:
                 "(ps, /proc); put it in a file and pass --auth-token-file, or set $LLMPULSE_AGENT_TOKEN"
             )
         self._start_collectors()
-        if self.durable is not None:
-            self._tasks.append(asyncio.ensure_future(self._replay_wal(self.durable)))
+        self._tasks.append(asyncio.ensure_future(self._release_joined()))
+        self._tasks.append(asyncio.ensure_future(self._replay_and_recover()))
         logger.warning(
-            "llmpulse agent: listening on %s:%s (OTLP/HTTP /v1/traces /v1/metrics, /metrics, /healthz, /readyz), store %s",
+            "llmpulse agent: listening on %s:%s (OTLP/HTTP /v1/traces /v1/metrics /v1/logs, /metrics, /healthz, "
+            "/readyz), store %s",
             self.config.host,
             self.port,
             self.config.pipeline.store.safe() if self.config.pipeline.store else "none",
@@ -154,6 +163,9 @@ class Sidecar:
         if self._runner is not None:
             await self._runner.cleanup()  # lets requests in flight finish, closes the connections
         self.receiver.close()
+        # Spans still waiting for their events are written now, with what came; a refusal leaves them to
+        # the next start (they are in otel_traces, see recovery).
+        await self._write_joined([*self._joined_unwritten, *self.join.drain()])
         for close in self._closers:
             try:
                 close()
@@ -186,6 +198,58 @@ class Sidecar:
         await self.start()
         await stop.wait()
         return await self.stop()
+
+    async def _release_joined(self) -> None:
+        """Write the llm_calls rows of spans whose wait for their GenAI events has ended, about every second."""
+        interval = min(1.0, max(self.join.wait / 4, 0.05))
+        while True:
+            await asyncio.sleep(interval)
+            rows = [*self._joined_unwritten, *self.join.expired()]
+            self._joined_unwritten = []
+            if rows and not await self._write_joined(rows):
+                self._joined_unwritten = rows
+
+    async def _write_joined(self, rows: list[list[Any]]) -> bool:
+        if not rows:
+            return True
+        accepted = self._sink([joined_batch(rows)])
+        if inspect.isawaitable(accepted):
+            accepted = await accepted
+        return bool(accepted)
+
+    async def _replay_and_recover(self) -> None:
+        """Replay the write-ahead log, then give the join the spans an earlier run left waiting."""
+        if self.durable is not None:
+            await self._replay_wal(self.durable)
+        if self.join.wait <= 0 or self.config.pipeline.store is None:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, self.pipeline.flush, self.config.shutdown_timeout)
+            found = await loop.run_in_executor(None, self._waiting_in_store)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.warning(
+                "llmpulse agent: could not look for spans left waiting for their events; they are looked for "
+                "again at the next start",
+                exc_info=True,
+            )
+            return
+        added = self.join.restore(found)
+        if added:
+            logger.warning("llmpulse agent: %d spans left waiting for their GenAI events by an earlier run", added)
+
+    def _waiting_in_store(self) -> list[Any]:
+        from .recovery import waiting_spans
+
+        store = self.config.pipeline.store
+        assert store is not None
+        client = store.client()
+        try:
+            return waiting_spans(client, store.database)
+        finally:
+            client.close()
 
     async def _replay_wal(self, durable: DurableSink) -> None:
         """Queue what a previous run acknowledged and did not settle; its batches keep their tokens."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from . import analysis, collectors, metrics, quality, traces
+from . import analysis, collectors, logs, metrics, quality, traces
 from .model import Migration, SchemaOptions, Table, View
 from .traces import FEEDBACK, LLM_CALLS, OTEL_TRACES
 
@@ -31,6 +31,13 @@ def _dedup_settings(options: SchemaOptions) -> list[str]:
         f'ALTER TABLE "{options.database}"."{t.name}" MODIFY SETTING non_replicated_deduplication_window = 10000'
         for t in (OTEL_TRACES, LLM_CALLS, FEEDBACK)
     ]
+
+
+def _recreate_llm_calls_view(options: SchemaOptions) -> list[str]:
+    """Stores made before migration 6 have the view without its skip of deferred spans: drop, create again."""
+    cluster = f'ON CLUSTER "{options.cluster}"' if options.cluster else ""
+    view = View("llm_calls_mv", traces.LLM_CALLS_MV_DDL, "otel_traces", "llm_calls")
+    return [f'DROP VIEW IF EXISTS "{options.database}"."{view.name}" {cluster}', *render_object(view, options)]
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -58,6 +65,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         objects=quality.OBJECTS,
         dedup_window=True,
     ),
+    Migration(
+        6,
+        "receiver: OTLP logs, GenAI events joined to their spans",
+        objects=logs.OBJECTS + traces.JOINED_OBJECTS,
+        statements=_recreate_llm_calls_view,
+        dedup_window=True,
+    ),
 )
 
 
@@ -68,7 +82,7 @@ def _local(name: str, options: SchemaOptions) -> str:
 def _engine(table: Table, options: SchemaOptions) -> str:
     family, _, args = table.engine.partition("(")
     args = args.rstrip(")")
-    if not options.cluster:
+    if not options.cluster or family == "Null":  # a Null table stores nothing: nothing to replicate
         return f"{family}({args})"
     zk = f"'/clickhouse/tables/{{shard}}/{options.database}/{table.name}_local', '{{replica}}'"
     return f"Replicated{family}({zk}{', ' + args if args else ''})"

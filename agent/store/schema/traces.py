@@ -1,5 +1,6 @@
 """The tables of spans and LLM calls (migration 1): ``otel_traces`` and its trace-id lookup, ``llm_calls``
-and its materialized view, ``model_prices`` and ``feedback``.
+and its materialized view, ``model_prices`` and ``feedback``; and (migration 6) ``otel_traces_joined``, the
+way into ``llm_calls`` of spans the receiver joined to their GenAI events after they were stored.
 
 ``otel_traces`` and its trace-id lookup use the OpenTelemetry Collector ClickHouse exporter's released
 DDL (the collector-contrib file ``exporter/clickhouseexporter/internal/sqltemplates/traces_table.sql``,
@@ -155,7 +156,7 @@ SETTINGS index_granularity=8192, ttl_only_drop_parts = 1""",
 # Attribute extraction for llm_calls. Provider falls back to the deprecated gen_ai.system for legacy
 # emitters; RequestModel falls back to the response model when the request did not name one (so
 # per-model panels have no blank row); token counts are NULL (not 0) when the span does not carry them.
-LLM_CALLS_MV_DDL = """CREATE MATERIALIZED VIEW IF NOT EXISTS "{db}"."{table}" {cluster}
+_LLM_CALLS_SELECT = """CREATE MATERIALIZED VIEW IF NOT EXISTS "{db}"."{table}" {cluster}
 TO "{db}"."{dst}"
 AS SELECT
     Timestamp,
@@ -209,6 +210,14 @@ AS SELECT
 FROM "{db}"."{src}"
 WHERE SpanAttributes['gen_ai.operation.name'] IN ('chat', 'text_completion', 'generate_content', 'embeddings')"""
 
+JOIN_DEFERRED = "llmpulse.llm_calls.deferred"
+"""Set (``true``) by the OTLP receiver on a span whose ``llm_calls`` row it writes later, once the span's
+GenAI events (sent as OTLP logs) are joined to it: the span reaches ``llm_calls`` through
+``otel_traces_joined`` instead, with its content."""
+
+LLM_CALLS_MV_DDL = _LLM_CALLS_SELECT + f"\n  AND SpanAttributes['{JOIN_DEFERRED}'] != 'true'"
+LLM_CALLS_JOINED_MV_DDL = _LLM_CALLS_SELECT
+
 MODEL_PRICES_COLUMNS = (
     Column("Model", "String"),
     Column("Provider", _LOW),
@@ -254,6 +263,10 @@ ORDER BY (Name, TraceId, Timestamp)
 )
 
 
+# Spans the receiver joined to their events after they were stored (``JOIN_DEFERRED``): inserted here,
+# they go through the same view into llm_calls and are not stored again (Null engine).
+OTEL_TRACES_JOINED_DDL = create_table(OTEL_TRACES_COLUMNS, "\n) ENGINE = {engine}")
+
 OTEL_TRACES = Table(
     "otel_traces", OTEL_TRACES_DDL, ttl_column="toDateTime(Timestamp)", ttl_days=lambda o: o.traces_ttl_days
 )
@@ -277,3 +290,10 @@ OBJECTS: tuple[Table | View, ...] = (
     MODEL_PRICES,
     FEEDBACK,
 )
+
+OTEL_TRACES_JOINED = Table("otel_traces_joined", OTEL_TRACES_JOINED_DDL, engine="Null", dedup_window=False)
+JOINED_OBJECTS: tuple[Table | View, ...] = (
+    OTEL_TRACES_JOINED,
+    View("llm_calls_joined_mv", LLM_CALLS_JOINED_MV_DDL, "otel_traces_joined", "llm_calls"),
+)
+"""Migration 6: the path of joined spans into llm_calls (``llm_calls_mv`` is recreated to skip them)."""

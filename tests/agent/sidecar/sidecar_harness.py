@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -60,7 +61,10 @@ def running_sidecar(store_dsn: str, database: str, tmp_path: Path, **settings: A
     }
     nvml = flags.pop("nvml", None)
     fetch = flags.pop("fetch", None)
+    events_wait = flags.pop("events_wait", None)  # seconds; a config field, not a flag
     config = build_sidecar_config(flags, environ={})
+    if events_wait is not None:
+        config = dataclasses.replace(config, events_wait=events_wait)
     sidecar = Sidecar(config, nvml=nvml, fetch=fetch)
     sidecar.open_store()
     loop = asyncio.new_event_loop()
