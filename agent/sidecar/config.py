@@ -47,6 +47,10 @@ SETTINGS: dict[str, tuple[str | None, str]] = {
         "LLMPULSE_AGENT_IDLE_TIMEOUT",
         "close a connection that sends no complete request headers for this long (default 15s)",
     ),
+    "events_wait": (
+        "LLMPULSE_EVENTS_WAIT",
+        "how long an LLM span without content waits for its GenAI events (OTLP logs); 0 = never (default 10s)",
+    ),
     "gpu": ("LLMPULSE_GPU", "GPU collection: auto (if a driver is found), on (required), off (default auto)"),
     "gpu_interval": ("LLMPULSE_GPU_INTERVAL", "seconds between GPU samples (default 5)"),
     "gpu_pcie": ("LLMPULSE_GPU_PCIE", "read PCIe throughput (NVML samples 20 ms per call) (default true)"),
@@ -287,6 +291,10 @@ def _limit_settings(values: Mapping[str, Any], src: Any, max_body_bytes: int) ->
         )
     if "idle_timeout" in values:
         settings["idle_timeout"] = parse_duration("idle_timeout", values["idle_timeout"], src("idle_timeout"))
+    if "events_wait" in values:
+        settings["events_wait"] = parse_duration(
+            "events_wait", values["events_wait"], src("events_wait"), allow_zero=True
+        )
     return settings
 
 

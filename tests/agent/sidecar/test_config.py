@@ -126,3 +126,11 @@ def test_redaction_categories_reach_the_sidecars_pipeline_and_bad_ones_are_named
     assert config.pipeline.redact_categories == frozenset({"phone"})
     with pytest.raises(ConfigError, match="unknown categories"):
         build_sidecar_config({"redact_categories": "names"}, environ={})
+
+
+def test_events_wait_is_a_setting_like_the_others(tmp_path: Path) -> None:
+    assert build_sidecar_config({}, environ={}).events_wait == 10.0
+    assert build_sidecar_config({"events_wait": "2.5s"}, environ={}).events_wait == 2.5
+    assert build_sidecar_config({}, environ={"LLMPULSE_EVENTS_WAIT": "0"}).events_wait == 0.0  # never wait
+    with pytest.raises(ConfigError, match=r"events_wait \(from \$LLMPULSE_EVENTS_WAIT\) must be a duration"):
+        build_sidecar_config({}, environ={"LLMPULSE_EVENTS_WAIT": "soon"})
