@@ -145,7 +145,7 @@ def run_call(options: ObserveOptions, kwargs: dict[str, Any], call: Callable[...
     record = _begin(options, kwargs, pipeline)
     if record is None:
         result = call(*args, **kwargs)
-        _fold(options, result)
+        fold_result(options, result)
         return result
     token = current_span.set(record)
     try:
@@ -166,7 +166,7 @@ async def run_call_async(options: ObserveOptions, kwargs: dict[str, Any], call: 
     record = _begin(options, kwargs, pipeline)
     if record is None:
         result = await call(*args, **kwargs)
-        _fold(options, result)
+        fold_result(options, result)
         return result
     token = current_span.set(record)
     try:
@@ -179,8 +179,8 @@ async def run_call_async(options: ObserveOptions, kwargs: dict[str, Any], call: 
     return finish_record(record, result)
 
 
-def _fold(options: ObserveOptions, result: Any) -> None:
-    """After an unrecorded LLM call: hand its response to the LLM span it was folded into, if any."""
+def fold_result(options: ObserveOptions, result: Any) -> None:
+    """After an LLM call ``start_call`` did not record: hand its response to the LLM span it was folded into, if any."""
     if options.kind != "llm":
         return
     try:
@@ -195,6 +195,7 @@ __all__ = [
     "call_options",
     "fail_call",
     "finish_call",
+    "fold_result",
     "run_call",
     "run_call_async",
     "start_call",
