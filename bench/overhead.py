@@ -17,7 +17,12 @@ as the history grows. A fourth line, a plain OTel span that also records the mes
 (what content capture costs any instrumentation), gives a second ratio for long histories, where the
 plain span records no content at all and the first ratio compares unlike work.
 
-    python bench/overhead.py [--calls 20000] [--rounds 7] [--history 1]
+Then the same question through the real ``openai`` client over an in-process ``httpx`` MockTransport, in
+three variants measured in the same rounds: the client alone; the call inside an ``@observe`` function; and
+the call recorded by ``instrument("openai")`` with no decorator. Target: the auto-instrumented call adds at
+most the decorator's added cost + 10 %.
+
+    python bench/overhead.py [--calls 20000] [--rounds 7] [--history 1] [--client-calls 2000]
 """
 
 from __future__ import annotations
@@ -110,6 +115,75 @@ def otel_variant(messages: list, *, content: bool = False) -> tuple[Callable[[],
     return call, provider
 
 
+def openai_client() -> object:
+    """A real ``openai.OpenAI`` whose requests an in-process transport answers with ``RESPONSE``."""
+    import httpx2
+    import openai
+
+    body = json.dumps(RESPONSE).encode()
+    headers = {"content-type": "application/json", "x-request-id": "req_bench"}
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, headers=headers, content=body)
+
+    transport = httpx2.MockTransport(answer)
+    return openai.OpenAI(
+        api_key="sk-bench",
+        base_url="http://bench/v1",
+        max_retries=0,
+        http_client=openai.DefaultHttpxClient(transport=transport),
+    )
+
+
+def client_rounds(messages: list, calls: int, rounds: int, block: int = 50) -> dict[str, list[float]]:
+    """us/call of the client alone, under ``@observe`` and under ``instrument("openai")``.
+
+    The client call costs far more than either recording, so the three variants alternate in blocks of
+    ``block`` calls within each round (patching and unpatching between blocks, outside the timed calls):
+    a change in the machine's load then weighs on all three alike.
+    """
+    client = openai_client()
+
+    def plain() -> object:
+        return client.chat.completions.create(model="gpt-4o-mini", messages=messages, temperature=0.2, max_tokens=64)
+
+    @agent.observe
+    def ask(model: str, messages: list, **params: object) -> object:
+        return client.chat.completions.create(model=model, messages=messages, **params)
+
+    def with_observe() -> object:
+        return ask(model="gpt-4o-mini", messages=messages, temperature=0.2, max_tokens=64)
+
+    def timed(fn: Callable[[], object], count: int) -> float:
+        start = time.perf_counter()
+        for _ in range(count):
+            fn()
+        return time.perf_counter() - start
+
+    results: dict[str, list[float]] = {"client": [], "client_observe": [], "client_auto": []}
+    for warm in (plain, with_observe):
+        timed(warm, 200)
+    agent.instrument("openai")
+    timed(plain, 200)
+    agent.uninstrument("openai")
+    agent.flush(120)
+    blocks = max(calls // block, 1)
+    for _ in range(rounds):
+        totals = dict.fromkeys(results, 0.0)
+        for _ in range(blocks):
+            totals["client"] += timed(plain, block)
+            totals["client_observe"] += timed(with_observe, block)
+            agent.instrument("openai")
+            try:
+                totals["client_auto"] += timed(plain, block)  # the same call, now patched
+            finally:
+                agent.uninstrument("openai")
+        for name, total in totals.items():
+            results[name].append(total / (blocks * block) * 1e6)
+        agent.flush(120)
+    return results
+
+
 def time_per_call(fn: Callable[[], object], calls: int) -> float:
     start = time.perf_counter()
     for _ in range(calls):
@@ -122,9 +196,12 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--history", type=int, default=1, help="messages per call (default 1)")
+    parser.add_argument(
+        "--client-calls", type=int, default=2_000, help="calls per round through the openai client (0: skip it)"
+    )
     args = parser.parse_args()
-    if args.calls < 1 or args.rounds < 1 or args.history < 1:
-        parser.error("--calls, --rounds and --history must be at least 1")
+    if args.calls < 1 or args.rounds < 1 or args.history < 1 or args.client_calls < 0:
+        parser.error("--calls, --rounds and --history must be at least 1, --client-calls at least 0")
     messages = MESSAGES if args.history == 1 else history(args.history)
 
     store = tempfile.mkdtemp(prefix="llmpulse-bench-")
@@ -153,6 +230,8 @@ def main() -> None:
         provider.force_flush()
         provider_content.force_flush()
     median = {k: statistics.median(v) for k, v in results.items()}
+    client = client_rounds(messages, args.client_calls, args.rounds) if args.client_calls else {}
+    median.update({k: statistics.median(v) for k, v in client.items()})
     kwargs = {"temperature": 0.2, "max_tokens": 64}
     snapshot_us = statistics.median(
         time_per_call(lambda: (_copy(["gpt-4o-mini", messages], 0), _copy(kwargs, 0)), args.calls)
@@ -180,6 +259,21 @@ def main() -> None:
     print(f"ratio observe/plain-OTel added overhead: {observe_added / otel_added:.2f}  (target <= 0.5)")
     print(f"ratio observe/OTel span recording the same messages: {observe_added / otel_content_added:.2f}")
     print(f"of which the call-time snapshot of the arguments alone (decorator._copy): {snapshot_us:.2f} us/call")
+    if client:
+        client_observe = median["client_observe"] - median["client"]
+        client_auto = median["client_auto"] - median["client"]
+        print(
+            f"openai client over an in-process transport ({args.client_calls} calls per round per variant, "
+            "alternating in blocks of 50):"
+        )
+        print(f"{'openai client, not instrumented':<42}{median['client']:>10.2f}{0:>10.2f}")
+        print(f"{'@observe around the client call':<42}{median['client_observe']:>10.2f}{client_observe:>10.2f}")
+        label = 'instrument("openai"), no decorator'
+        print(f"{label:<42}{median['client_auto']:>10.2f}{client_auto:>10.2f}")
+        print(
+            f"ratio instrumented/@observe added overhead: {client_auto / client_observe:.2f}  (target <= 1.10); "
+            f"difference {client_auto - client_observe:+.2f} us/call"
+        )
     print(
         f"pipeline: enqueued {stats.enqueued}, exported {stats.exported}, spooled {stats.spooled}, "
         f"dropped {stats.dropped} {stats.dropped_by_reason or ''}"

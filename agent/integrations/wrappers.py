@@ -40,8 +40,9 @@ def sync_method(options: ObserveOptions, prepare: Prepare | None = None) -> Call
     def make(original: Any) -> Callable[..., Any]:
         if prepare is None:
 
-            def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-                if _is_raw(kwargs):
+            def method(self: Any, *args: Any, **kwargs: Any) -> Any:  # the hot path: _is_raw inlined
+                headers = kwargs.get("extra_headers")
+                if headers is not None and type(headers) is dict and headers.get(RAW_RESPONSE_HEADER) in _RAW_VALUES:
                     return _run_raw(options, kwargs, original, self, args)
                 return run_call(options, kwargs, original, self, *args)
 
