@@ -202,6 +202,17 @@ def client_rounds(messages: list, calls: int, rounds: int) -> dict[str, list[flo
     return results
 
 
+def paired(results: dict[str, list[float]], variant: str, reference: str, base: str) -> str:
+    """The median, and the range, of the ratio of added costs taken round by round: the two variants of one
+    round ran minutes apart at most, so a machine that slows down between rounds moves both."""
+    ratios = sorted(
+        (v - b) / (r - b) for v, r, b in zip(results[variant], results[reference], results[base], strict=True) if r > b
+    )
+    if not ratios:
+        return "n/a"
+    return f"{statistics.median(ratios):.2f} [{ratios[0]:.2f}-{ratios[-1]:.2f}]"
+
+
 def time_per_call(fn: Callable[[], object], calls: int) -> float:
     start = time.perf_counter()
     for _ in range(calls):
@@ -291,8 +302,8 @@ def main() -> None:
     print(f"ratio observe/plain-OTel added overhead: {observe_added / otel_added:.2f}  (target <= 0.5)")
     print(f"ratio observe/OTel span recording the same messages: {observe_added / otel_content_added:.2f}")
     print(
-        f"ratio instrumented method/@observe added overhead: {patched_added / observe_added:.2f}  (target <= 1.10: "
-        "the wrappers instrument() patches over client methods, around the same function)"
+        f"ratio instrumented method/@observe added overhead: {patched_added / observe_added:.2f}, "
+        f"round by round {paired(results, 'patched', 'observe', 'plain')}  (target <= 1.10)"
     )
     print(f"of which the call-time snapshot of the arguments alone (decorator._copy): {snapshot_us:.2f} us/call")
     if client:
@@ -314,8 +325,9 @@ def main() -> None:
             observed = median[f"client_observe{suffix}"] - median[f"client{suffix}"]
             auto = median[f"client_auto{suffix}"] - median[f"client{suffix}"]
             print(
-                f"ratio instrumented/@observe added overhead ({unit} time): {auto / observed:.2f}  (target <= 1.10); "
-                f"difference {auto - observed:+.2f} us/call"
+                f"ratio instrumented/@observe added overhead ({unit} time): {auto / observed:.2f}, round by round "
+                f"{paired(client, 'client_auto' + suffix, 'client_observe' + suffix, 'client' + suffix)}  "
+                f"(target <= 1.10); difference {auto - observed:+.2f} us/call"
             )
     print(
         f"pipeline: enqueued {stats.enqueued}, exported {stats.exported}, spooled {stats.spooled}, "
