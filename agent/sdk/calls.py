@@ -95,9 +95,10 @@ def start_call(
         return None
 
 
-def _begin(options: ObserveOptions, kwargs: dict[str, Any], pipeline: Any) -> Any:
-    """``run_call``'s start: a record, UNSAMPLED (an unsampled root: calls inside are skipped too), or None
-    (folded into the LLM span around it, or inside an unsampled trace). ``kwargs`` is the wrapper's own dict."""
+def begin_call(options: ObserveOptions, kwargs: dict[str, Any], pipeline: Any) -> Any:
+    """``run_call``'s start (for wrappers that inline ``run_call``): a record, UNSAMPLED (an unsampled root:
+    calls inside are skipped too), or None (folded into the LLM span around it, or inside an unsampled
+    trace). ``kwargs`` is the wrapper's own dict, kept as the record's request."""
     try:
         parent = current_span.get()
         if parent is UNSAMPLED:
@@ -142,7 +143,7 @@ def run_call(options: ObserveOptions, kwargs: dict[str, Any], call: Callable[...
     pipeline = state.pipeline
     if pipeline is None:
         return call(*args, **kwargs)
-    record = _begin(options, kwargs, pipeline)
+    record = begin_call(options, kwargs, pipeline)
     if record is None:
         result = call(*args, **kwargs)
         fold_result(options, result)
@@ -163,7 +164,7 @@ async def run_call_async(options: ObserveOptions, kwargs: dict[str, Any], call: 
     pipeline = state.pipeline
     if pipeline is None:
         return await call(*args, **kwargs)
-    record = _begin(options, kwargs, pipeline)
+    record = begin_call(options, kwargs, pipeline)
     if record is None:
         result = await call(*args, **kwargs)
         fold_result(options, result)
@@ -192,6 +193,7 @@ def fold_result(options: ObserveOptions, result: Any) -> None:
 
 
 __all__ = [
+    "begin_call",
     "call_options",
     "fail_call",
     "finish_call",
