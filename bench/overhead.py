@@ -18,13 +18,18 @@ as the history grows. A fourth line, a plain OTel span that also records the mes
 plain span records no content at all and the first ratio compares unlike work.
 
 A fifth line runs the same function as a client method wrapped exactly as ``instrument("openai")`` wraps
-the SDK's methods (``agent.integrations.wrappers``): the instrumented hot path against the decorator's,
-on identical work. Then the same question through the real ``openai`` client over an in-process ``httpx`` MockTransport, in
-three variants measured in the same rounds: the client alone; the call inside an ``@observe`` function; and
-the call recorded by ``instrument("openai")`` with no decorator. Target: the auto-instrumented call adds at
-most the decorator's added cost + 10 %.
+the SDK's methods (``agent.integrations.wrappers``): the instrumented hot path against the decorator's, on
+identical work (each of the two is followed by a flush, so neither runs beside the other's export).
 
-    python bench/overhead.py [--calls 20000] [--rounds 7] [--history 1] [--client-calls 2000]
+Then the same question through the real ``openai`` client over an in-process ``httpx`` MockTransport, in
+three variants measured in the same rounds (order turning each round; each variant's time includes the
+flush that exports its spans): the client alone, the call inside an ``@observe`` function, and the call
+recorded by ``instrument("openai")`` with no decorator; wall time and the process's CPU time. Target for
+both comparisons: the instrumented call adds at most the decorator's added cost + 10 %. Each ratio is
+also given round by round (median and range): on a shared machine the client call (~1 ms) varies between
+rounds by more than either recording costs, so read the range before the median.
+
+    python bench/overhead.py [--calls 20000] [--rounds 7] [--history 1] [--client-calls 2000 (0: skip)]
 """
 
 from __future__ import annotations
