@@ -357,3 +357,20 @@ def test_async_stream_manager(recorded, ch) -> None:
     states = [s.attributes["llmpulse.stream.state"] for s in recorded["collector"].spans]
     assert states == ["completed", "completed", "abandoned"]
     assert agent.stats().streams_without_usage == 0, "Anthropic streams report usage in message_start"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "async_", "tokens"),
+    [
+        ("test_async_messages_create_basic", "Say hello in one word.", True, (13, 5)),
+        ("test_async_messages_create_token_usage", "Count to 5.", True, (12, 13)),
+        ("test_sync_messages_create_captures_content", "Say hello in one word.", False, (13, 5)),
+    ],
+)
+def test_more_recorded_messages(recorded, ch, name: str, content: str, async_: bool, tokens: tuple) -> None:
+    client = _client(name, async_=async_)
+    request = {"model": MODEL, "max_tokens": 100, "messages": [{"role": "user", "content": content}]}
+    message = asyncio.run(client.messages.create(**request)) if async_ else client.messages.create(**request)
+    row = one_row(ch, recorded)
+    assert (row["InputTokens"], row["OutputTokens"]) == tokens and row["ResponseText"] == message.content[0].text
+    assert json.loads(row["InputMessages"])[0]["parts"][0]["content"] == content

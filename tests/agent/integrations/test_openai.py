@@ -362,3 +362,19 @@ def test_not_configured_the_patched_client_still_answers(ch) -> None:
         assert completion.choices[0].message.content == "This is a test."
     finally:
         agent.uninstrument()
+
+
+@pytest.mark.parametrize(
+    ("name", "question", "tokens"),
+    [
+        ("test_responses_create_stop_reason[content_mode0]", "Say hi.", (20, 10)),
+        ("test_responses_create_token_usage[content_mode0]", "Count to 5.", (22, 22)),
+    ],
+)
+def test_more_recorded_responses(recorded, ch, name: str, question: str, tokens: tuple) -> None:
+    response = openai_client(_cassette(name)).responses.create(
+        model="gpt-4o-mini", input=question, instructions="You are a helpful assistant."
+    )
+    row = one_row(ch, recorded)
+    assert (row["InputTokens"], row["OutputTokens"]) == tokens and row["ResponseText"] == response.output_text
+    assert row["FinishReasons"] == ["completed"] and row["CostUSD"] == pytest.approx(cost("gpt-4o-mini", *tokens, 0))
