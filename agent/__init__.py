@@ -150,7 +150,8 @@ def instrument(*libraries: str, stream_usage: bool = False) -> list[str]:
 
     ``instrument()`` covers every supported library that is installed (openai, anthropic, litellm,
     langchain, llamaindex); ``instrument("threads")`` also carries the current span into thread pools.
-    Idempotent; :func:`uninstrument` undoes it. ``stream_usage=True`` asks OpenAI streams for their usage.
+    Idempotent; :func:`uninstrument` undoes it. ``stream_usage=True`` asks OpenAI (and litellm) streams for
+    their usage (``stream_options={"include_usage": True}`` where the app did not set it).
     """
     from llmpulse.agent.integrations import instrument as _instrument
 
@@ -209,7 +210,9 @@ def shutdown(timeout: float | None = None) -> bool:
 
 
 def stats() -> Stats:
-    """Counters: enqueued, exported, spooled, replayed, dropped (by reason), queue and spool levels."""
+    """Counters: enqueued, exported, spooled, replayed, dropped (by reason), queue and spool levels; calls
+    with no known price (``unknown_model_cost``) and streams that reported no usage (``streams_without_usage``:
+    recorded with NULL tokens and cost)."""
     pipeline = _state.pipeline
     return Stats() if pipeline is None else pipeline.snapshot()
 

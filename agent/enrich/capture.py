@@ -96,7 +96,9 @@ def capture_content(
     if is_llm and req is not None:
         messages = req.input_messages
         if messages is None:
-            prompt = next((v for k, v in arguments.items() if isinstance(v, str) and k != opts.context_arg), None)
+            prompt = next(
+                (v for k, v in arguments.items() if isinstance(v, str) and k not in (opts.context_arg, "model")), None
+            )
             if prompt is not None:
                 messages = [{"role": "user", "parts": [{"type": "text", "content": prompt}]}]
         if messages:

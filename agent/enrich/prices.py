@@ -3,6 +3,10 @@
 Why: cost is the number users watch, and it must be computable offline inside their process, so the table is
 vendored (``model_prices.json``, list prices as of its ``as_of`` date) and never fetched at run time. Prices change
 and negotiated prices differ, so users override entries (mapping or JSON file) rather than trust the defaults.
+
+Precedence: the user's overrides, then the vendored table, then, when litellm is installed, its bundled price
+list (``litellm_prices``: thousands of models, read from the installed file on the first model the others do
+not know; never fetched). ``PriceTable.default()`` is that chain.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -108,6 +113,30 @@ def _cost_at(
     return total / 1_000_000
 
 
+class _Fallback:
+    """A price table loaded on first use (litellm's 3.5 MB list: read only when a model is missing), once."""
+
+    __slots__ = ("_load", "_lock", "_table")
+
+    def __init__(self, load: Callable[[], Mapping[str, ModelPrice]]) -> None:
+        self._load = load
+        self._lock = threading.Lock()
+        self._table: PriceTable | None = None
+
+    def table(self) -> PriceTable:
+        table = self._table
+        if table is None:
+            with self._lock:
+                if self._table is None:
+                    try:
+                        prices = self._load()
+                    except Exception:  # a broken optional file must not break pricing
+                        prices = {}
+                    self._table = PriceTable(prices)
+                table = self._table
+        return table
+
+
 class PriceTable:
     """Immutable lookup of ``ModelPrice`` by model name, with cost computation.
 
@@ -115,17 +144,24 @@ class PriceTable:
         prices: Model prices; keys are matched case-insensitively.
         as_of: Date the prices were valid (from the vendored file).
         source: Where the prices come from.
+        fallback: Loads the prices of models this table lacks (called once, when first needed).
     """
 
-    __slots__ = ("_cache", "_prefixes", "_prices", "as_of", "source")
+    __slots__ = ("_cache", "_fallback", "_prefixes", "_prices", "as_of", "source")
 
     def __init__(
-        self, prices: Mapping[str, ModelPrice] | None = None, *, as_of: str | None = None, source: str = ""
+        self,
+        prices: Mapping[str, ModelPrice] | None = None,
+        *,
+        as_of: str | None = None,
+        source: str = "",
+        fallback: Callable[[], Mapping[str, ModelPrice]] | _Fallback | None = None,
     ) -> None:
         self._prices: dict[str, ModelPrice] = {k.lower(): v for k, v in (prices or {}).items()}
         # Longest first so the first prefix hit is the most specific ("gpt-4o-mini" before "gpt-4o").
         self._prefixes = sorted(self._prices, key=len, reverse=True)
         self._cache: dict[str, ModelPrice | None] = {}
+        self._fallback = fallback if fallback is None or isinstance(fallback, _Fallback) else _Fallback(fallback)
         self.as_of = as_of
         self.source = source
 
@@ -147,6 +183,14 @@ class PriceTable:
         source = f"vendored:{as_of}" if as_of else "vendored"
         prices = {name: _parse_entry(name, entry, None, source) for name, entry in _models_of(doc).items()}
         return cls(prices, as_of=as_of, source=doc.get("source", ""))
+
+    @classmethod
+    def default(cls) -> PriceTable:
+        """The vendored table, then litellm's bundled price list for the models it lacks (when installed)."""
+        from .litellm_prices import load
+
+        vendored = cls.vendored()
+        return cls(vendored._prices, as_of=vendored.as_of, source=vendored.source, fallback=load)
 
     def with_overrides(self, overrides: Mapping[str, Mapping[str, float]] | str | os.PathLike | None) -> PriceTable:
         """Return a copy with some prices replaced or added.
@@ -181,7 +225,7 @@ class PriceTable:
                 raise ValueError(f"price override model name must be a non-empty string, got {name!r}")
             key = name.strip().lower()
             prices[key] = _parse_entry(name.strip(), entry, prices.get(key), source)
-        return PriceTable(prices, as_of=self.as_of, source=self.source)
+        return PriceTable(prices, as_of=self.as_of, source=self.source, fallback=self._fallback)
 
     # -- queries -------------------------------------------------------------------------------------------------
 
@@ -191,7 +235,8 @@ class PriceTable:
         A known name only matches a longer one when what follows is a snapshot or version tag
         (``gpt-4o-2024-08-06`` -> ``gpt-4o``; ``gpt-4o-mini-2024-07-18`` -> ``gpt-4o-mini``;
         ``claude-3-5-sonnet-v2@20241022`` -> ``claude-3-5-sonnet``). ``provider/`` and Bedrock-style prefixes are
-        ignored (``openai/gpt-4o``, ``us.anthropic.claude-sonnet-4-20250514-v1:0``).
+        ignored (``openai/gpt-4o``, ``us.anthropic.claude-sonnet-4-20250514-v1:0``). A model none of this
+        matches is looked up, the same way, in the fallback table.
         """
         if not isinstance(model, str) or not model.strip():
             return None
@@ -216,6 +261,8 @@ class PriceTable:
         for known in self._prefixes:
             if name.startswith(known) and _SNAPSHOT_SUFFIX.fullmatch(name, len(known)):
                 return self._prices[known]
+        if self._fallback is not None:
+            return self._fallback.table()._find(model)
         return None
 
     def cost(
@@ -269,7 +316,8 @@ class PriceTable:
         return None
 
     def rows(self) -> list[ModelPrice]:
-        """All prices, sorted by model name (for loading into the ``model_prices`` table)."""
+        """All prices, sorted by model name (for loading into the ``model_prices`` table); the fallback's are
+        not listed (thousands of models, read only when needed)."""
         return [self._prices[k] for k in sorted(self._prices)]
 
     def __len__(self) -> int:
@@ -279,7 +327,8 @@ class PriceTable:
         return isinstance(model, str) and self.lookup(model) is not None
 
     def __repr__(self) -> str:
-        return f"PriceTable({len(self._prices)} models, as_of={self.as_of!r})"
+        fallback = ", with a fallback" if self._fallback is not None else ""
+        return f"PriceTable({len(self._prices)} models, as_of={self.as_of!r}{fallback})"
 
 
 def _models_of(doc: Any) -> Any:

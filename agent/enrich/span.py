@@ -78,6 +78,7 @@ class EnrichContext:
     redaction: Redaction = field(default_factory=Redaction)
     prices: PriceTable = field(default_factory=PriceTable.vendored)
     unknown_model_cost: int = 0
+    streams_without_usage: int = 0  # streamed LLM calls whose provider reported no tokens: NULL tokens and cost
 
 
 def _bind(record: CallRecord) -> dict[str, Any]:
@@ -312,7 +313,10 @@ def _llm_attributes(
             attrs[sc.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (record.first_chunk_ns - record.start_ns) / 1e9
     elif req.stream:
         attrs[sc.GEN_AI_REQUEST_STREAM] = True
-    if resp.input_tokens is not None or resp.output_tokens is not None:
+    if resp.input_tokens is None and resp.output_tokens is None:
+        if record.chunks is not None:  # NULL, never 0 as if measured (OpenAI sends usage only when asked)
+            ctx.streams_without_usage += 1
+    else:
         # a dated response model ("gpt-4o-2024-08-06") is priced first; an unpriced one falls back to the request
         cost = ctx.prices.span_cost(
             (resp.response_model, model),

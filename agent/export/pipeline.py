@@ -58,7 +58,7 @@ class Pipeline(Batcher):
             "telemetry.sdk.version": version,
             **config.resource_attributes,
         }
-        prices = PriceTable.vendored().with_overrides(config.prices) if config.prices else PriceTable.vendored()
+        prices = PriceTable.default().with_overrides(config.prices)  # overrides > vendored > litellm's list
         self._enrich_ctx = EnrichContext(
             capture_content=config.capture_content,
             redaction=Redaction(config.redact_hooks, categories=config.redact_categories),
@@ -207,6 +207,7 @@ class Pipeline(Batcher):
                     self.counters.drop("otlp_export_failed", len(spans))
         with self.counters.lock:
             self.counters.stats.unknown_model_cost = self._enrich_ctx.unknown_model_cost
+            self.counters.stats.streams_without_usage = self._enrich_ctx.streams_without_usage
         if feedback:
             if store is None:
                 logger.error("llmpulse: feedback needs a ClickHouse store; %d records dropped", len(feedback))

@@ -20,6 +20,7 @@ class Stats:
     spool_files: int = 0
     spool_records: int = 0
     unknown_model_cost: int = 0
+    streams_without_usage: int = 0  # streamed LLM calls that reported no tokens (recorded with NULL tokens and cost)
     otlp_exported: int = 0
     otlp_failed: int = 0
     insert_seconds_total: float = 0.0

@@ -29,7 +29,7 @@ from typing import Any
 from llmpulse.agent._log import logger
 
 from . import state
-from .decorator import ObserveOptions, finish_record
+from .decorator import _NESTED, ObserveOptions, _copy, finish_record
 from .spans import UNSAMPLED, SpanRecord, current_span, fail_span
 
 _CURRENT = object()
@@ -45,6 +45,13 @@ def call_options(
     if found is None:
         found = _options[key] = ObserveOptions(name=name, kind=kind, provider=provider, operation=operation)
     return found
+
+
+def _snapshot(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The arguments as they were at call time: nested lists and dicts (chat histories) copied, as ``@observe`` does."""
+    if not _NESTED.isdisjoint(map(type, kwargs.values())):
+        return {k: _copy(v, 0) if type(v) in _NESTED else v for k, v in kwargs.items()}
+    return kwargs
 
 
 def start_call(
@@ -71,7 +78,7 @@ def start_call(
             return None
         if parent is None and pipeline.sample_rate < 1.0 and not pipeline.sample():
             return None
-        kwargs = dict(kwargs)
+        kwargs = _snapshot(dict(kwargs)) if pipeline.capture_content else dict(kwargs)
         if parent is not None and options.kind == "llm":
             enclosing = parent.options.kind
             if enclosing == "llm":
@@ -83,6 +90,32 @@ def start_call(
         if extra:
             record.extra = dict(extra)
         return record
+    except Exception:
+        logger.warning("llmpulse: could not start a span; the call runs uninstrumented", exc_info=True)
+        return None
+
+
+def begin_call(options: ObserveOptions, kwargs: dict[str, Any], pipeline: Any) -> Any:
+    """``run_call``'s start (for wrappers that inline ``run_call``): a record, UNSAMPLED (an unsampled root:
+    calls inside are skipped too), or None (folded into the LLM span around it, or inside an unsampled
+    trace). ``kwargs`` is the wrapper's own dict, kept as the record's request."""
+    try:
+        parent = current_span.get()
+        if parent is UNSAMPLED:
+            return None
+        if parent is None:
+            if pipeline.sample_rate < 1.0 and not pipeline.sample():
+                return UNSAMPLED
+        elif options.kind == "llm":
+            enclosing = parent.options.kind
+            if enclosing == "llm":
+                parent.inner_call = (_snapshot(kwargs) if pipeline.capture_content else kwargs, None)
+                return None
+            if enclosing == "auto":
+                parent.llm_child = True
+        if pipeline.capture_content:
+            kwargs = _snapshot(kwargs)
+        return SpanRecord(options, (), kwargs, parent)
     except Exception:
         logger.warning("llmpulse: could not start a span; the call runs uninstrumented", exc_info=True)
         return None
@@ -102,11 +135,18 @@ def fail_call(record: SpanRecord | None, exc: BaseException) -> None:
 
 
 def run_call(options: ObserveOptions, kwargs: dict[str, Any], call: Callable[..., Any], *args: Any) -> Any:
-    """``call(*args, **kwargs)`` recorded as one span; exceptions pass through unchanged."""
-    record = start_call(options, kwargs)
+    """``call(*args, **kwargs)`` recorded as one span; exceptions pass through unchanged.
+
+    The hot path of every instrumented client call, kept as lean as ``@observe``'s: ``kwargs`` is the
+    wrapper's own ``**kwargs`` dict (kept as the record's request, not copied again).
+    """
+    pipeline = state.pipeline
+    if pipeline is None:
+        return call(*args, **kwargs)
+    record = begin_call(options, kwargs, pipeline)
     if record is None:
         result = call(*args, **kwargs)
-        _fold(options, result)
+        fold_result(options, result)
         return result
     token = current_span.set(record)
     try:
@@ -121,10 +161,13 @@ def run_call(options: ObserveOptions, kwargs: dict[str, Any], call: Callable[...
 
 async def run_call_async(options: ObserveOptions, kwargs: dict[str, Any], call: Callable[..., Any], *args: Any) -> Any:
     """Async twin of :func:`run_call` (``call`` returns an awaitable)."""
-    record = start_call(options, kwargs)
+    pipeline = state.pipeline
+    if pipeline is None:
+        return await call(*args, **kwargs)
+    record = begin_call(options, kwargs, pipeline)
     if record is None:
         result = await call(*args, **kwargs)
-        _fold(options, result)
+        fold_result(options, result)
         return result
     token = current_span.set(record)
     try:
@@ -137,8 +180,8 @@ async def run_call_async(options: ObserveOptions, kwargs: dict[str, Any], call: 
     return finish_record(record, result)
 
 
-def _fold(options: ObserveOptions, result: Any) -> None:
-    """After an unrecorded LLM call: hand its response to the LLM span it was folded into, if any."""
+def fold_result(options: ObserveOptions, result: Any) -> None:
+    """After an LLM call ``start_call`` did not record: hand its response to the LLM span it was folded into, if any."""
     if options.kind != "llm":
         return
     try:
@@ -150,9 +193,11 @@ def _fold(options: ObserveOptions, result: Any) -> None:
 
 
 __all__ = [
+    "begin_call",
     "call_options",
     "fail_call",
     "finish_call",
+    "fold_result",
     "run_call",
     "run_call_async",
     "start_call",

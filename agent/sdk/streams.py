@@ -108,6 +108,13 @@ class _ObservedBase:
             record.error = error
         end_span(record)
 
+    def _close_block(self, error: BaseException | None) -> None:
+        """Leaving a ``with`` block: an exception raised in it (the app's own included) fails the stream's span."""
+        if error is not None and not isinstance(error, GeneratorExit):
+            self._close("failed", error)
+        else:
+            self._close("abandoned")
+
     def __getattr__(self, name: str) -> Any:
         # Provider stream objects carry more than iteration (``.response``, ``.get_final_message()``).
         return getattr(self._it, name)
@@ -176,7 +183,7 @@ class ObservedIterator(_ObservedBase):
             exit_ = getattr(self._it, "__exit__", None)
             return exit_(*exc_info) if exit_ is not None else None
         finally:
-            self._close("abandoned")
+            self._close_block(exc_info[1])
 
 
 class ObservedAsyncIterator(_ObservedBase):
@@ -236,7 +243,7 @@ class ObservedAsyncIterator(_ObservedBase):
             exit_ = getattr(self._it, "__aexit__", None)
             return await exit_(*exc_info) if exit_ is not None else None
         finally:
-            self._close("abandoned")
+            self._close_block(exc_info[1])
 
 
 def _snapshot(stream: Any) -> Any:
@@ -251,7 +258,15 @@ def _snapshot(stream: Any) -> Any:
 
 
 class _ObservedManagerBase:
-    """Wraps an SDK stream manager; ``__enter__`` sends the request and returns an observed stream."""
+    """Wraps an SDK stream manager; ``__enter__`` sends the request and returns the SDK's stream.
+
+    The SDK streams (``MessageStream``, ``ChatCompletionStream``, ``ResponseStream``) read a raw event
+    stream they hold as ``_raw_stream``; that one is swapped for an observed proxy, so every event is
+    recorded however the app consumes the stream (iterating it, ``text_stream``, ``until_done()``,
+    ``get_final_message()``) and the span completes when the events end. The app gets the SDK's own
+    stream object. A stream without that attribute is wrapped itself, as before (its accumulated snapshot
+    is read when the block is left).
+    """
 
     __slots__ = ("__weakref__", "_ended", "_manager", "_record", "_stream")
 
@@ -260,6 +275,21 @@ class _ObservedManagerBase:
         self._record = record
         self._stream: _ObservedBase | None = None
         self._ended = False
+
+    def _observe(self, stream: Any, proxy: type[_ObservedBase], kind: str) -> Any:
+        """What ``__enter__`` returns: ``stream`` with its raw events observed, or a proxy of ``stream``."""
+        raw = getattr(stream, "_raw_stream", None)
+        if raw is not None and not isinstance(raw, _ObservedBase) and stream_kind(type(raw)) == kind:
+            observed = proxy(raw, self._record)
+            try:
+                stream._raw_stream = observed
+            except Exception:
+                observed._done = True  # never used: its finalizer must not end the span
+            else:
+                self._stream = observed
+                return stream
+        self._stream = observed = proxy(stream, self._record)
+        return observed
 
     def _finish(self, error: BaseException | None) -> None:
         observed = self._stream
@@ -289,38 +319,39 @@ class _ObservedManagerBase:
 class ObservedStreamManager(_ObservedManagerBase):
     __slots__ = ()
 
-    def __enter__(self) -> ObservedIterator:
+    def __enter__(self) -> Any:
+        # The request is sent here: an instrumented client call it makes is folded into this span.
+        token = current_span.set(self._record)
         try:
             stream = self._manager.__enter__()
         except BaseException as exc:
             self._ended = True
             fail_span(self._record, exc)
             raise
-        self._stream = observed = ObservedIterator(stream, self._record)
-        return observed
+        finally:
+            current_span.reset(token)
+        return self._observe(stream, ObservedIterator, "sync")
 
     def __exit__(self, *exc_info: Any) -> Any:
-        try:
-            return self._manager.__exit__(*exc_info)
-        finally:
-            self._finish(exc_info[1])
+        self._finish(exc_info[1])  # first: closing the SDK stream closes the observed events as "abandoned"
+        return self._manager.__exit__(*exc_info)
 
 
 class ObservedAsyncStreamManager(_ObservedManagerBase):
     __slots__ = ()
 
-    async def __aenter__(self) -> ObservedAsyncIterator:
+    async def __aenter__(self) -> Any:
+        token = current_span.set(self._record)
         try:
             stream = await self._manager.__aenter__()
         except BaseException as exc:
             self._ended = True
             fail_span(self._record, exc)
             raise
-        self._stream = observed = ObservedAsyncIterator(stream, self._record)
-        return observed
+        finally:
+            current_span.reset(token)
+        return self._observe(stream, ObservedAsyncIterator, "async")
 
     async def __aexit__(self, *exc_info: Any) -> Any:
-        try:
-            return await self._manager.__aexit__(*exc_info)
-        finally:
-            self._finish(exc_info[1])
+        self._finish(exc_info[1])
+        return await self._manager.__aexit__(*exc_info)

@@ -109,3 +109,29 @@ def test_instrumenting_an_app_imports_nothing_heavy() -> None:
     result = subprocess.run([PYTHON, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
+
+
+CLIENT_LIBRARIES = ("openai", "anthropic", "litellm", "langchain_core", "llama_index", "httpx2")
+
+
+def test_the_integrations_import_no_client_library_until_one_is_instrumented(wheel: Path, tmp_path: Path) -> None:
+    """``llmpulse.agent`` and the integration modules of the built wheel load without the libraries they patch;
+    ``instrument("openai")`` is what imports openai."""
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(tmp_path / "site")
+    script = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(tmp_path / 'site')!r})\n"
+        "import llmpulse.agent, llmpulse.agent.integrations\n"
+        "import llmpulse.agent.integrations.openai, llmpulse.agent.integrations.anthropic\n"
+        "import llmpulse.agent.integrations.litellm, llmpulse.agent.integrations.wrappers\n"
+        "from llmpulse.agent.enrich.prices import PriceTable\n"
+        "PriceTable.default().lookup('gpt-4o')\n"
+        "assert llmpulse.agent.__file__.startswith(sys.path[0]), llmpulse.agent.__file__\n"
+        f"print(','.join(sorted(m for m in {CLIENT_LIBRARIES!r} if m in sys.modules)))\n"
+        "llmpulse.agent.instrument('openai')\n"
+        "print('openai' in sys.modules)\n"
+    )
+    result = subprocess.run([PYTHON, "-I", "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["", "True"]

@@ -17,7 +17,8 @@ _NO_USAGE = (None, None, None, None, None)
 def _openai_usage(usage: Any) -> tuple[int | None, int | None, int | None, int | None, int | None]:
     """Chat/completions usage as (input, output, cache read, cache creation, reasoning) tokens.
 
-    prompt_tokens already include cached tokens, completion_tokens include reasoning.
+    prompt_tokens already include cached tokens (read and, where a provider reports them, written: litellm's
+    ``prompt_tokens_details.cache_creation_tokens``), completion_tokens include reasoning.
     """
     if usage is None:
         return _NO_USAGE
@@ -40,6 +41,8 @@ def _openai_usage(usage: Any) -> tuple[int | None, int | None, int | None, int |
         if type(cache_read) is not int:
             cache_read = _int(cache_read)
         cache_creation = get_detail("cache_write_tokens")
+        if cache_creation is None:  # litellm's usage (OpenAI's shape for every provider) names it so
+            cache_creation = get_detail("cache_creation_tokens")
         if cache_creation is not None:
             cache_creation = _int(cache_creation)
     details = get("completion_tokens_details")

@@ -160,6 +160,10 @@ def parse_request(kwargs: Mapping[str, object]) -> ParsedRequest:
     if type(kwargs) is not dict and not isinstance(kwargs, Mapping):
         return req
     try:
+        extra_body = kwargs.get("extra_body")
+        if type(extra_body) is dict and extra_body:
+            # the SDKs send extra_body's keys as request fields: anthropic 2.x takes temperature/top_p/top_k only so
+            kwargs = {**extra_body, **kwargs}
         _fill_request(req, kwargs)
     except Exception:  # defensive: a half-filled record beats an exception inside the user's app
         pass
