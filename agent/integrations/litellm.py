@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 from typing import Any
 
 from llmpulse.agent._log import logger
@@ -104,7 +105,13 @@ def _is_stream(result: Any) -> bool:
     return type(result).__name__ == "CustomStreamWrapper"
 
 
+LOCAL_PRICE_MAP = "LITELLM_LOCAL_MODEL_COST_MAP"
+"""Unless the app chose otherwise, litellm reads its bundled price map instead of fetching one over the
+network when it is imported: instrumenting must never reach the network at start-up."""
+
+
 def instrument(*, stream_usage: bool = False, **_options: Any) -> None:
+    os.environ.setdefault(LOCAL_PRICE_MAP, "True")
     litellm = importlib.import_module("litellm")
 
     def sync_wrapper(original: Any) -> Any:

@@ -45,7 +45,7 @@ class Sidecar:
     ) -> None:
         self.config = config
         self.pipeline = Pipeline(config.pipeline, version=version)
-        prices = PriceTable.vendored()
+        prices = PriceTable.default()  # vendored, then litellm's bundled list when installed
         # Durable: a 200 means the request is in the write-ahead log (replayed after a crash); else in memory.
         self.wal: WriteAheadLog | None = None
         self.durable: DurableSink | None = None
