@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from . import analysis, collectors, metrics, quality, traces
+from . import analysis, collectors, metrics, quality, sessions, traces
 from .model import Migration, SchemaOptions, Table, View
 from .traces import FEEDBACK, LLM_CALLS, OTEL_TRACES
 
@@ -31,6 +31,17 @@ def _dedup_settings(options: SchemaOptions) -> list[str]:
         f'ALTER TABLE "{options.database}"."{t.name}" MODIFY SETTING non_replicated_deduplication_window = 10000'
         for t in (OTEL_TRACES, LLM_CALLS, FEEDBACK)
     ]
+
+
+def _sessions_backfill_then_views(options: SchemaOptions) -> list[str]:
+    """Roll up the calls already stored, then start the views (after the tables: see ``sessions``); and
+    replace ``serving_histogram_quantile`` of stores made before it ran on ClickHouse 24.8 (``collectors``)."""
+    statements = sessions.backfill(options)
+    for view in sessions.VIEWS:
+        statements.extend(render_object(view, options))
+    for statement in render_object(collectors.SERVING_HISTOGRAM_QUANTILE, options):
+        statements.append(statement.replace("CREATE VIEW IF NOT EXISTS", "CREATE OR REPLACE VIEW", 1))
+    return statements
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -56,6 +67,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         5,
         "quality: reference answers, per-call scores",
         objects=quality.OBJECTS,
+        dedup_window=True,
+    ),
+    Migration(
+        7,
+        "sessions and users: rollups of llm_calls per session, user and trace; a serving quantile view 24.8 runs",
+        objects=sessions.TABLES,
+        statements=_sessions_backfill_then_views,
         dedup_window=True,
     ),
 )
