@@ -25,7 +25,7 @@ SORTS: dict[str, str] = {
     "latency": "p95_s DESC, calls DESC",
     "last-seen": "last_seen DESC",
 }
-"""``--sort`` keys and their ORDER BY: the most expensive, failing, worst-rated... first."""
+"""``--sort`` keys and their ORDER BY (then service and id, so ties list the same way every time)."""
 
 _TABLE = {"session": ("llm_sessions", "SessionId"), "user": ("llm_users", "UserId")}
 
@@ -93,7 +93,7 @@ FROM (
     GROUP BY ServiceName, id
 ) AS r
 LEFT JOIN ({feedback}) AS fb ON fb.fb_service = r.ServiceName AND fb.fb_id = r.id
-ORDER BY {order}
+ORDER BY {order}, service, id
 LIMIT {{limit:UInt32}}"""
 
 

@@ -72,10 +72,16 @@ FACTS = """(() => {
     const drawn = [...svg.querySelectorAll('.series')].filter(e => {
       const b = e.getBBox(); return (b.width > 0 || b.height > 0);
     }).length;
-    return {panel: svg.closest('figure').id, x: r.left + scrollX, y: r.top + scrollY, w: r.width, h: r.height, drawn};
+    const boxes = [...svg.querySelectorAll('.series')].map(e => e.getBBox()).filter(b => b.width > 0 || b.height > 0);
+    const left = Math.min(...boxes.map(b => b.x)), right = Math.max(...boxes.map(b => b.x + b.width));
+    return {panel: svg.closest('figure').id, x: r.left + scrollX, y: r.top + scrollY, w: r.width, h: r.height, drawn,
+            viewBox: svg.viewBox.baseVal.width, left, right};
   });
+  const stat = id => (document.querySelector('#' + id + ' .statvalue') || {}).textContent;
   return {charts, panels: document.querySelectorAll('figure.panel').length,
-          stats: [...document.querySelectorAll('.statvalue')].map(e => e.textContent)};
+          stats: [...document.querySelectorAll('.statvalue')].map(e => e.textContent),
+          rps: stat('llmpulse-llm-overview-requests_per_second'),
+          spans: [...document.querySelectorAll('p.span')].map(e => e.textContent)};
 })()"""
 
 
