@@ -79,7 +79,7 @@ def load(client: Any, calls: int, sessions: int, users: int, end: datetime) -> f
     started = time.perf_counter()
     for first in range(0, calls, CHUNK):
         client.command(
-            f"INSERT INTO {DATABASE}.llm_calls ({COLUMNS}) {SELECT}",
+            f"INSERT INTO {DATABASE}.llm_calls ({COLUMNS}) SELECT {COLUMNS} FROM ({SELECT})",
             parameters={
                 "first": first,
                 "count": min(CHUNK, calls - first),
