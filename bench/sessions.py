@@ -59,14 +59,17 @@ SELECT Timestamp + toIntervalSecond(30), lower(hex(sipHash64(TraceId))), TraceId
     toFloat64(cityHash64(TraceId, 10) % 2), 'human'
 FROM {db}.llm_calls WHERE cityHash64(TraceId, 11) % 50 = 0"""
 
-# The listing computed straight from llm_calls, without the rollups (the same columns as ``sessions``).
+# The same listing computed straight from llm_calls (no rollup), its feedback joined the same way.
 DIRECT = """
-SELECT ServiceName, SessionId, max(UserId), count(), countIf(StatusCode = 'Error'),
-    sum(ifNull(InputTokens, 0) + ifNull(OutputTokens, 0)) AS tokens, sum(CostUSD) AS cost,
-    avg(DurationNs) / 1e9, quantile(0.95)(DurationNs) / 1e9, min(Timestamp), max(Timestamp)
-FROM {db:Identifier}.llm_calls
-WHERE SessionId != '' AND Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64})
-GROUP BY ServiceName, SessionId ORDER BY cost DESC LIMIT 20"""
+SELECT r.*, fb.feedback, fb.fb_mean, fb.fb_negative FROM (
+    SELECT ServiceName, SessionId AS id, max(UserId), count() AS calls, countIf(StatusCode = 'Error'),
+        sum(ifNull(InputTokens, 0) + ifNull(OutputTokens, 0)) AS tokens, sum(CostUSD) AS cost,
+        avg(DurationNs) / 1e9, quantile(0.95)(DurationNs) / 1e9, min(Timestamp), max(Timestamp)
+    FROM {{db:Identifier}}.llm_calls
+    WHERE SessionId != '' AND Timestamp >= fromUnixTimestamp64Nano({{start_ns:Int64}})
+    GROUP BY ServiceName, id
+) AS r LEFT JOIN ({feedback}) AS fb ON fb.fb_service = r.ServiceName AND fb.fb_id = r.id
+ORDER BY cost DESC LIMIT 20"""
 
 
 def load(client: Any, calls: int, sessions: int, users: int, end: datetime) -> float:
@@ -117,7 +120,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from llmpulse.agent.store.dsn import parse_dsn
-    from llmpulse.dashboards.sessions import Window, list_rollup, session_calls
+    from llmpulse.dashboards.sessions import Window, feedback_side, list_rollup, session_calls
 
     root = args.keep or tempfile.mkdtemp(prefix="llmpulse-sessions-")
     client = parse_dsn(f"chdb://{root}/store").client()
@@ -150,11 +153,12 @@ def main() -> None:
             window = Window.last(timedelta(days=days), end + timedelta(seconds=1))
             label = f"{'sessions' if kind == 'session' else 'users'} --sort {sort} --window {days}d"
             cases.append((label, lambda k=kind, s=sort, w=window: list_rollup(client, DATABASE, k, w, sort=s)))
-        start_ns = int((end - timedelta(days=30)).timestamp()) * 10**9
+        month = Window.last(timedelta(days=30), end + timedelta(seconds=1))
+        direct = DIRECT.format(feedback=feedback_side("session"))
         cases.append(
             (
-                "(same as sessions 30d, from llm_calls directly)",
-                lambda: client.query(DIRECT, parameters={"db": DATABASE, "start_ns": start_ns}).result_rows,
+                "(sessions 30d straight from llm_calls)",
+                lambda: client.query(direct, parameters={"db": DATABASE, **month.parameters()}).result_rows,
             )
         )
         top = list_rollup(client, DATABASE, "session", Window.last(timedelta(days=30), end), limit=1)[0]["id"]

@@ -29,24 +29,20 @@ SORTS: dict[str, str] = {
 
 _TABLE = {"session": ("llm_sessions", "SessionId"), "user": ("llm_users", "UserId")}
 
-# Per kind: what the rollup side and the raw side add beyond the common measures (a state to merge).
+# Per kind: the rollup side's and the raw side's extra column (a state to merge), and how it is merged.
 _EXTRA = {
-    "session": ("max(UserId) AS extra", "max(UserId) AS extra", "max(extra) AS user_id"),
-    "user": (
-        "uniqMergeState(Sessions) AS extra",
-        "uniqState(nullIf(SessionId, '')) AS extra",
-        "uniqMerge(extra) AS sessions",
-    ),
+    "session": ("toString(UserId) AS extra", "max(UserId) AS extra", "max(extra) AS user_id"),
+    "user": ("Sessions AS extra", "uniqState(nullIf(SessionId, '')) AS extra", "uniqMerge(extra) AS sessions"),
 }
 
+# The rollup's rows as they are (one level of merging, in the listing); the raw side's groups alike.
 _ROLLUP_SIDE = """SELECT ServiceName, {key} AS id, {extra},
-        sum(Calls) AS calls, sum(Errors) AS errors, sum(InputTokens) AS input_tokens,
-        sum(OutputTokens) AS output_tokens, sumMergeState(CostUSD) AS cost, sum(DurationNs) AS duration,
-        quantileMergeState(0.95)(DurationP95) AS p95, min(FirstSeen) AS first_seen, max(LastSeen) AS last_seen,
-        groupUniqArrayArray(Models) AS models
+        toUInt64(Calls) AS calls, toUInt64(Errors) AS errors, toUInt64(InputTokens) AS input_tokens,
+        toUInt64(OutputTokens) AS output_tokens, CostUSD AS cost, toUInt64(DurationNs) AS duration,
+        DurationP95 AS p95, toDateTime64(FirstSeen, 9) AS first_seen, toDateTime64(LastSeen, 9) AS last_seen,
+        CAST(Models, 'Array(String)') AS models
     FROM {{db:Identifier}}.{table}
-    WHERE Hour >= toDateTime({{from_hour:Int64}}, 'UTC') AND Hour < toDateTime({{to_hour:Int64}}, 'UTC') {service}
-    GROUP BY ServiceName, id"""
+    WHERE Hour >= toDateTime({{from_hour:Int64}}, 'UTC') AND Hour < toDateTime({{to_hour:Int64}}, 'UTC') {service}"""
 
 _RAW_SIDE = """SELECT ServiceName, {key} AS id, {extra},
         count() AS calls, countIf(StatusCode = 'Error') AS errors, sum(ifNull(InputTokens, 0)) AS input_tokens,
@@ -70,8 +66,8 @@ _FEEDBACK_SIDE = """SELECT t.ServiceName AS fb_service, t.id AS fb_id, count() A
     FROM {{db:Identifier}}.feedback AS f
     INNER JOIN (
         SELECT TraceId, ServiceName, max({key}) AS id FROM {{db:Identifier}}.llm_trace_sessions
-        WHERE TraceId IN (SELECT TraceId FROM {{db:Identifier}}.feedback
-                          WHERE Timestamp >= fromUnixTimestamp64Nano({{start_ns:Int64}}))
+        WHERE TraceHash IN (SELECT cityHash64(TraceId) FROM {{db:Identifier}}.feedback
+                            WHERE Timestamp >= fromUnixTimestamp64Nano({{start_ns:Int64}}))
         GROUP BY TraceId, ServiceName
         HAVING id != '' AND min(FirstSeen) >= fromUnixTimestamp64Nano({{start_ns:Int64}})
            AND min(FirstSeen) <= fromUnixTimestamp64Nano({{end_ns:Int64}})
@@ -136,6 +132,15 @@ def _epoch_ns(moment: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
 
 
+def feedback_side(kind: Kind, service: str | None = None) -> str:
+    """SQL of the feedback count, mean score and negatives per session or user of the window."""
+    return _FEEDBACK_SIDE.format(
+        key=_TABLE[kind][1],
+        negative=negative_score_at_most(),
+        service_t="AND t.ServiceName = {service:String}" if service is not None else "",
+    )
+
+
 def listing_sql(kind: Kind, sort: str, service: str | None) -> str:
     """The SQL of a listing: placeholders for every value, the sort from :data:`SORTS`."""
     if sort not in SORTS:
@@ -145,11 +150,7 @@ def listing_sql(kind: Kind, sort: str, service: str | None) -> str:
     only = "AND ServiceName = {service:String}" if service is not None else ""
     rollup = _ROLLUP_SIDE.format(key=key, extra=rollup_extra, table=table, service=only)
     raw = _RAW_SIDE.format(key=key, extra=raw_extra, edges=_EDGES, service=only)
-    feedback = _FEEDBACK_SIDE.format(
-        key=key,
-        negative=negative_score_at_most(),
-        service_t="AND t.ServiceName = {service:String}" if service is not None else "",
-    )
+    feedback = feedback_side(kind, service)
     extra_out = "r.user_id AS user_id" if kind == "session" else "r.sessions AS sessions"
     return LISTING_SQL.format(
         extra_out=extra_out, extra_merge=extra_merge, rollup=rollup, raw=raw, feedback=feedback, order=SORTS[sort]

@@ -33,7 +33,8 @@ _FEEDBACK_BY_TRACE = (
     "SELECT f.Timestamp AS at, f.Score AS score, f.Comment AS comment, f.TraceId AS trace_id,"
     " t.ServiceName AS ServiceName, t.session AS session, t.user AS user FROM feedback AS f"
     " INNER JOIN (SELECT TraceId, ServiceName, max(SessionId) AS session, max(UserId) AS user"
-    " FROM llm_trace_sessions WHERE TraceId IN (SELECT TraceId FROM feedback WHERE $__timeFilter(Timestamp))"
+    " FROM llm_trace_sessions WHERE TraceHash IN (SELECT cityHash64(TraceId) FROM feedback"
+    " WHERE $__timeFilter(Timestamp))"
     " GROUP BY TraceId, ServiceName) AS t ON f.TraceId = t.TraceId WHERE $__timeFilter(f.Timestamp)"
 )
 
