@@ -1,4 +1,4 @@
-"""``llmpulse dashboards export|push`` and ``llmpulse report``.
+"""``llmpulse dashboards export|push``, ``llmpulse report``, and ``sessions``/``users`` (``sessions_cli``).
 
 Registration imports nothing heavy: grafana-client, PyYAML and the store client load inside handlers.
 """
@@ -120,3 +120,7 @@ def register(verbs: Any) -> None:
     report.add_argument("--database", help="database name (default: from the DSN, else 'llmpulse')")
     report.add_argument("--window", default="24h", help="time window up to now, e.g. 1h, 24h, 7d (default 24h)")
     report.set_defaults(handler=_report)
+
+    from . import sessions_cli
+
+    sessions_cli.register(verbs)

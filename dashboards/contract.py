@@ -49,3 +49,17 @@ def canonical_duration(text: str) -> str:
     from llmpulse.agent.store.duration import canonical
 
     return canonical(text)
+
+
+def feedback_on_calls_sql(calls: str, feedback: str = "feedback") -> str:
+    """SQL of the feedback rows on the calls ``calls`` selects, each with the call it is about (the schema's rule)."""
+    from llmpulse.agent.store.schema.sessions import feedback_on_calls
+
+    return feedback_on_calls(calls, feedback)
+
+
+def negative_score_at_most() -> float:
+    """The feedback score at or below which feedback counts as negative."""
+    from llmpulse.agent.store.schema.sessions import NEGATIVE_SCORE_AT_MOST
+
+    return NEGATIVE_SCORE_AT_MOST

@@ -105,6 +105,8 @@ class Dashboard:
     tags: tuple[str, ...] = ("llmpulse",)
     time_from: str = "now-6h"
     refresh: str = "1m"
+    # "table.Column" times whose span inside the window the built-in report draws this dashboard over.
+    data_times: tuple[str, ...] = ()
 
     @property
     def panels(self) -> tuple[Panel, ...]:

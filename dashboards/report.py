@@ -4,6 +4,11 @@ No server and no network at view time: charts are inline SVG drawn in Python, st
 is no script. ``render_report(client, database)`` is what ``llmpulse report``, ``llmpulse demo`` and the
 sidecar's ``/dashboard`` call. A panel whose query fails shows the error in its place; the page is
 always written.
+
+Each dashboard is drawn over the span of its data inside the window (``Dashboard.data_times``: from the
+first to the last record, to the second), not over the whole window: a one-minute run fills its charts'
+axes and "requests per second" counts per second of that minute. A dashboard without data in the window
+is drawn over the window.
 """
 
 from __future__ import annotations
@@ -16,15 +21,16 @@ from typing import Any
 
 from . import svg
 from .alerts import duration_seconds
-from .macros import TimeRange
+from .macros import TimeRange, nice_interval
 from .model import Dashboard, Panel, Row
 from .panels import DASHBOARDS, QUALITY, TRACES
-from .store import QueryResult, default_variables, run_sql
+from .store import QueryResult, default_variables, qualify, run_sql
 
 DEFAULT_WINDOW = timedelta(hours=24)
 MAX_WINDOW = timedelta(days=3650)
 """The longest report window: ten years reaches back well past any TTL and stays inside ``DateTime``."""
 ROW_PIXELS = 30  # a Grafana grid unit is about 30 px high
+POINTS = 120  # about this many buckets across a chart, as TimeRange.last gives
 
 
 def parse_window(window: timedelta | str) -> timedelta:
@@ -171,6 +177,39 @@ def render_panel(panel: Panel, result: QueryResult, time_range: TimeRange) -> st
     return (chart + svg.legend([s.name for s in series])) if chart else '<div class="empty">No values</div>'
 
 
+def data_span(client: Any, database: str, dashboard: Dashboard, window: TimeRange) -> TimeRange | None:
+    """The span of ``dashboard``'s data inside ``window`` (whole seconds), or None when it has none there."""
+    found: list[tuple[datetime, datetime]] = []
+    for source in dashboard.data_times:
+        table, column = source.split(".")
+        sql = qualify(
+            f"SELECT count(), toUnixTimestamp64Milli(toDateTime64(min({column}), 3)),"
+            f" toUnixTimestamp64Milli(toDateTime64(max({column}), 3)) FROM {table}"
+            f" WHERE {column} >= fromUnixTimestamp64Milli({{start:Int64}})"
+            f" AND {column} < fromUnixTimestamp64Milli({{end:Int64}})",
+            database,
+        )
+        try:
+            count, first, last = client.query(
+                sql, parameters={"start": window.from_ms, "end": window.to_ms}
+            ).result_rows[0]
+        except Exception:
+            continue  # a missing table is drawn over the window; its panels show the error
+        if count:
+            found.append((_from_ms(first // 1000 * 1000), _from_ms(last // 1000 * 1000 + 1000)))
+    if not found:
+        return None
+    start = max(min(f for f, _ in found), window.start)
+    end = min(max(t for _, t in found), window.end)
+    if end <= start:
+        end = start + timedelta(seconds=1)
+    return TimeRange(start, end, nice_interval((end - start) / POINTS))
+
+
+def _from_ms(ms: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=ms)
+
+
 def _dashboard_variables(client: Any, database: str, dashboard: Dashboard, time_range: TimeRange) -> dict:
     """Grafana defaults ("All"); the Traces dashboard shows the slowest trace of the window."""
     values = default_variables(dashboard)
@@ -181,7 +220,9 @@ def _dashboard_variables(client: Any, database: str, dashboard: Dashboard, time_
     return values
 
 
-def _section(client: Any, database: str, dashboard: Dashboard, time_range: TimeRange) -> tuple[str, dict]:
+def _section(client: Any, database: str, dashboard: Dashboard, window: TimeRange) -> tuple[str, dict]:
+    span = data_span(client, database, dashboard, window)
+    time_range = span or window
     values = _dashboard_variables(client, database, dashboard, time_range)
     cells: list[str] = []
     results: dict[str, QueryResult] = {}
@@ -197,11 +238,25 @@ def _section(client: Any, database: str, dashboard: Dashboard, time_range: TimeR
             f'<figcaption title="{escape(item.description)}">{escape(item.title)}</figcaption>'
             f"{render_panel(item, result, time_range)}</figure>"
         )
+    drawn = f"Drawn over {_range_text(time_range)}" if span else "No data in the window: drawn over the window"
     body = (
         f'<section id="{escape(dashboard.uid)}"><h2>{escape(dashboard.title.split(" / ")[-1])}</h2>'
-        f'<p class="muted">{escape(dashboard.description)}</p><div class="grid">{"".join(cells)}</div></section>'
+        f'<p class="muted">{escape(dashboard.description)}</p>'
+        f'<p class="muted span" data-from="{time_range.from_ms}" data-to="{time_range.to_ms}">'
+        f"{escape(drawn)}</p>"
+        f'<div class="grid">{"".join(cells)}</div></section>'
     )
     return body, results
+
+
+def _range_text(time_range: TimeRange) -> str:
+    """``the data: 12:00:05 to 12:01:06 UTC (61 s), 1 s buckets``."""
+    seconds = (time_range.end - time_range.start).total_seconds()
+    day = "" if time_range.start.date() == time_range.end.date() else "%Y-%m-%d "
+    return (
+        f"the data: {time_range.start:%Y-%m-%d %H:%M:%S} to {time_range.end.strftime(day + '%H:%M:%S')} UTC "
+        f"({svg.format_value(seconds, 's')}), {svg.format_value(time_range.interval.total_seconds(), 's')} buckets"
+    )
 
 
 def _alert_list(result: QueryResult | None) -> str:
@@ -274,8 +329,8 @@ def render_report(
     nav = "".join(f'<a href="#{escape(d.uid)}">{escape(d.title.split(" / ")[-1])}</a>' for d in dashboards)
     where = escape(store_label or f"database {database}")
     span = (
-        f"{time_range.start:%Y-%m-%d %H:%M} to {time_range.end:%Y-%m-%d %H:%M} UTC, "
-        f"{svg.format_value(time_range.interval.total_seconds(), 's')} buckets"
+        f"window {time_range.start:%Y-%m-%d %H:%M} to {time_range.end:%Y-%m-%d %H:%M} UTC; "
+        "each section is drawn over its data in the window"
     )
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'

@@ -182,7 +182,7 @@ def line_chart(
         )
     for index in range(5):
         t = t0 + (t1 - t0) * index / 4
-        label = datetime.fromtimestamp(t, tz=timezone.utc).strftime("%H:%M")
+        label = datetime.fromtimestamp(t, tz=timezone.utc).strftime(_tick_format(t1 - t0))
         anchor = "start" if index == 0 else "end" if index == 4 else "middle"
         parts.append(f'<text x="{x(t):.1f}" y="{height - 6}" text-anchor="{anchor}" {_FONT} fill="#555">{label}</text>')
     for value, name in thresholds:
@@ -211,6 +211,13 @@ def line_chart(
         parts.append(f'<path class="series" d="{path}" fill="none" stroke="{stroke}" stroke-width="1.6">{title}</path>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _tick_format(seconds: float) -> str:
+    """Time labels fine enough that five ticks over ``seconds`` differ: seconds under ten minutes, dates past two days."""
+    if seconds < 600:
+        return "%H:%M:%S"
+    return "%H:%M" if seconds <= 2 * 86400 else "%m-%d %H:%M"
 
 
 def legend(names: Sequence[str]) -> str:

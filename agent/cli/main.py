@@ -96,6 +96,7 @@ _VERB_MODULES = (
     "llmpulse.agent.cli.agent_verb",
     "llmpulse.analyzers.cli",
     "llmpulse.analyzers.quality.cli",
+    "llmpulse.analyzers.feedback.cli",
     "llmpulse.dashboards.cli",
 )
 

@@ -12,6 +12,12 @@ from typing import Any
 
 from .rows import ROW_FORMAT, Batch, rows_to_batch
 
+# How the rows spell times (``rows.datetime64``: "seconds.nanoseconds", or a JSON number before 2001): the
+# basic parser reads them exactly. clickhouse-connect opens every client with ``best_effort``, which
+# ClickHouse 24.8 reads "1733593000.123456789" with as a malformed date (CANNOT_PARSE_INPUT_ASSERTION_FAILED:
+# every span refused); later versions read it either way.
+ROW_PARSE_SETTINGS = {"date_time_input_format": "basic"}
+
 # Read typed JSON attribute values as their JSON text, so Map(String, String) gets the collector's strings.
 INSERT_SETTINGS = {
     "async_insert": 0,
@@ -27,14 +33,16 @@ def insert_batch(client: Any, database: str, batch: Batch, settings: Mapping[str
     """One JSONCompactEachRow insert of ``batch`` into ``database``.
 
     By default with the pipeline's insert settings and the batch's deduplication token, so a repeated
-    insert of the same batch is a no-op; ``settings`` replaces both.
+    insert of the same batch is a no-op; ``settings`` replaces both. The rows' time format
+    (``ROW_PARSE_SETTINGS``) always applies.
     """
+    chosen = {**INSERT_SETTINGS, "insert_deduplication_token": batch.token} if settings is None else settings
     client.raw_insert(
         f"{database}.{batch.table}",
         column_names=batch.columns,
         insert_block=batch.payload,
         fmt=ROW_FORMAT,
-        settings={**INSERT_SETTINGS, "insert_deduplication_token": batch.token} if settings is None else settings,
+        settings={**ROW_PARSE_SETTINGS, **chosen},
     )
 
 

@@ -58,3 +58,10 @@ def open_store(args: argparse.Namespace, *, apply_schema: bool = True) -> tuple[
             client.close()
             raise
     return client, target.database
+
+
+def feedback_on_calls_sql(calls: str, feedback: str) -> str:
+    """SQL of the feedback rows on the calls ``calls`` selects, each with the call it is about (the schema's rule)."""
+    from llmpulse.agent.store.schema.sessions import feedback_on_calls
+
+    return feedback_on_calls(calls, feedback)

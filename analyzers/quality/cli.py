@@ -1,6 +1,7 @@
 """``llmpulse references`` (golden datasets) and ``llmpulse eval`` (run one through a function, score it).
 
     llmpulse references load golden.jsonl --dataset support-faq
+    llmpulse references add-from-calls --dataset support-faq --min-score 1 --since 30d
     llmpulse references list
     llmpulse eval --dataset support-faq --target myapp.chat:answer --version v2 --baseline v1
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
 
 EXIT_REGRESSION = 3
@@ -38,6 +40,19 @@ def register(verbs: Any) -> None:
     load.add_argument("--dataset", help="dataset name for rows without a dataset column (default: the file name)")
     _store_args(load)
     load.set_defaults(handler=handle_load)
+    from_calls = actions.add_parser(
+        "add-from-calls",
+        help="add well-rated answers of stored calls to a dataset as golden references",
+        description="Each call whose mean human-feedback score is at least --min-score becomes an item: its "
+        "prompt text as the input (the quality analyzer matches calls by it), its answer as the reference, its "
+        "RAG context as the context. One item per prompt: the best-scored answer (then the latest). An item "
+        "with the same input replaces the stored one.",
+    )
+    from_calls.add_argument("--dataset", required=True, help="the dataset to add to (created when new)")
+    from llmpulse.analyzers.feedback.cli import add_selection_args
+
+    add_selection_args(from_calls, min_help="score at which an answer becomes a reference (default 1)")
+    from_calls.set_defaults(handler=handle_add_from_calls)
     listing = actions.add_parser("list", help="list the datasets and their sizes")
     _store_args(listing)
     listing.set_defaults(handler=handle_list)
@@ -77,6 +92,59 @@ def handle_load(args: argparse.Namespace) -> int:
         client.close()
     datasets = sorted({i.dataset for i in items})
     print(f"loaded {written} reference item(s) into {', '.join(datasets)} from {args.file}")
+    return 0
+
+
+def handle_add_from_calls(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from llmpulse.analyzers.feedback.cli import EPOCH, EXIT_EMPTY, parse_since, why_no_rated_calls
+    from llmpulse.analyzers.feedback.datasets import best_answers
+    from llmpulse.analyzers.io.contract import open_store
+    from llmpulse.analyzers.io.feedback import read_rated_calls
+    from llmpulse.analyzers.io.references import ReferenceItem, store_items
+
+    from .references import check_dataset_name, input_id
+
+    dataset = check_dataset_name(args.dataset)  # bad options fail before the store opens
+    since = parse_since(args.since) if args.since else EPOCH
+    until = datetime.now(timezone.utc)
+    client, database = open_store(args)
+    try:
+        calls = read_rated_calls(
+            client, database, since=since, until=until, service=args.service, prompt_template=args.prompt_template
+        )
+        if not calls:
+            print(f"no references added: {why_no_rated_calls(client, database, args, since, until)}", file=sys.stderr)
+            return EXIT_EMPTY
+        chosen = best_answers(calls, args.min_score)
+        left_out = "; ".join(f"{n} {reason}" for reason, n in chosen.skipped.most_common())
+        if not chosen.records:
+            print(f"no references added: none of the {len(calls)} rated call(s) qualified: {left_out}", file=sys.stderr)
+            return EXIT_EMPTY
+        items = [
+            ReferenceItem(
+                dataset=dataset,
+                item_id=input_id(call.prompt_text.strip()),
+                reference=call.response_text,
+                input=call.prompt_text.strip(),
+                context=call.context,
+                metadata={
+                    "trace_id": call.trace_id,
+                    "span_id": call.span_id,
+                    "score": f"{call.score:g}",
+                    "model": call.model,
+                    "service": call.service,
+                },
+            )
+            for call in chosen.records
+        ]
+        written = store_items(client, database, items, source="feedback")
+    finally:
+        client.close()
+    print(f"added {written} reference item(s) to {dataset} from {len(calls)} rated call(s)")
+    if left_out:
+        print(f"left out: {left_out}")
     return 0
 
 

@@ -46,6 +46,7 @@ GPU = Dashboard(
     uid="llmpulse-gpu",
     title="llmpulse / GPU",
     description="GPU utilization, memory, power, temperature, throttling, and energy and GPU cost per request.",
+    data_times=("gpu_samples.Timestamp",),
     variables=(GPU_HOST, SERVICE, MODEL, PRICE_PER_KWH, PRICE_PER_GPU_HOUR),
     items=(
         Row("Per GPU"),

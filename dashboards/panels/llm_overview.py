@@ -63,6 +63,7 @@ LLM_OVERVIEW = Dashboard(
     uid="llmpulse-llm-overview",
     title="llmpulse / LLM overview",
     description="Traffic, errors, latency, time to first token, throughput, tokens and cost of LLM calls.",
+    data_times=("llm_calls.Timestamp",),
     variables=CALL_VARIABLES,
     items=(
         Row("Summary"),

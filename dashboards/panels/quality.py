@@ -42,6 +42,7 @@ QUALITY = Dashboard(
     uid="llmpulse-quality",
     title="llmpulse / Quality",
     description="Drift tests, hallucination and prompt-injection rates, reference scores and human feedback.",
+    data_times=("llm_calls.Timestamp", "feedback.Timestamp", "analysis_results.WindowEnd", "alerts.Timestamp"),
     variables=CALL_VARIABLES,
     items=(
         Row("Drift"),

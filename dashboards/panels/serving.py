@@ -56,6 +56,7 @@ SERVING = Dashboard(
     uid="llmpulse-serving",
     title="llmpulse / Serving engine",
     description="vLLM / TGI engine metrics scraped by the sidecar: queue, KV cache, engine latencies, tokens.",
+    data_times=("serving_metrics.Timestamp",),
     variables=(SERVING_HOST, SERVING_MODEL_VARIABLE),
     items=(
         Row("Queue and cache"),

@@ -50,6 +50,7 @@ TRACES = Dashboard(
     uid=TRACES_UID,
     title="llmpulse / Traces",
     description="Spans in otel_traces: the slowest traces and the plugin's trace view of one trace.",
+    data_times=("otel_traces.Timestamp",),
     variables=(TRACE_SERVICE, TRACE_ID),
     items=(
         Panel(

@@ -26,7 +26,7 @@ def _export(tmp_path: Path, *extra: str) -> Path:
 
 def test_export_writes_a_provisioning_tree(tmp_path, capsys):
     out = _export(tmp_path, "--clickhouse-url", "https://reader:pw@ch.example:8443/prod")
-    assert "wrote 8 files" in capsys.readouterr().out
+    assert "wrote 9 files" in capsys.readouterr().out
     (datasource,) = yaml.safe_load((out / "datasources" / "clickhouse.yaml").read_text())["datasources"]
     assert datasource["type"] == "grafana-clickhouse-datasource" and datasource["uid"] == "llmpulse-clickhouse"
     assert datasource["jsonData"] | {"traces": None} == {

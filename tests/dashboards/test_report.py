@@ -72,10 +72,16 @@ FACTS = """(() => {
     const drawn = [...svg.querySelectorAll('.series')].filter(e => {
       const b = e.getBBox(); return (b.width > 0 || b.height > 0);
     }).length;
-    return {panel: svg.closest('figure').id, x: r.left + scrollX, y: r.top + scrollY, w: r.width, h: r.height, drawn};
+    const boxes = [...svg.querySelectorAll('.series')].map(e => e.getBBox()).filter(b => b.width > 0 || b.height > 0);
+    const left = Math.min(...boxes.map(b => b.x)), right = Math.max(...boxes.map(b => b.x + b.width));
+    return {panel: svg.closest('figure').id, x: r.left + scrollX, y: r.top + scrollY, w: r.width, h: r.height, drawn,
+            viewBox: svg.viewBox.baseVal.width, left, right};
   });
+  const stat = id => (document.querySelector('#' + id + ' .statvalue') || {}).textContent;
   return {charts, panels: document.querySelectorAll('figure.panel').length,
-          stats: [...document.querySelectorAll('.statvalue')].map(e => e.textContent)};
+          stats: [...document.querySelectorAll('.statvalue')].map(e => e.textContent),
+          rps: stat('llmpulse-llm-overview-requests_per_second'),
+          spans: [...document.querySelectorAll('p.span')].map(e => e.textContent)};
 })()"""
 
 
@@ -119,3 +125,35 @@ def test_report_loads_in_chromium_and_draws_its_charts(report_html, tmp_path):
         if _palette_pixels(image, (int(c["x"]), int(c["y"]), int(c["x"] + c["w"]), int(c["y"] + c["h"]))) < 25
     ]
     assert not blank, f"charts with nothing drawn in the screenshot: {blank}"
+
+
+def test_each_section_is_drawn_over_its_data(ch, seeded):
+    """A window much longer than the data: each dashboard's axis is its data's span, to the second."""
+    from datetime import datetime, timezone
+
+    from llmpulse.dashboards.macros import TimeRange
+    from llmpulse.dashboards.panels import LLM_OVERVIEW
+    from llmpulse.dashboards.report import data_span
+
+    end = seeded.end + timedelta(minutes=1)
+    window = TimeRange.last(timedelta(days=7), end=end)
+    span = data_span(ch, seeded.database, LLM_OVERVIEW, window)
+    first, last, calls = ch.query(
+        "SELECT min(Timestamp), max(Timestamp), count() FROM {db:Identifier}.llm_calls",
+        parameters={"db": seeded.database},
+    ).result_rows[0]
+    first, last = (t.replace(tzinfo=timezone.utc) for t in (first, last))
+    assert span.start == first.replace(microsecond=0) and span.end == last.replace(microsecond=0) + timedelta(seconds=1)
+    assert span.interval <= (span.end - span.start) / 60
+    html = render_report(ch, seeded.database, window="7d", end=end, dashboards=(LLM_OVERVIEW,))
+    shown = float(re.search(r'requests_per_second"[^>]*>.*?class="statvalue"[^>]*>([\d.]+) req/s', html).group(1))
+    assert shown == pytest.approx(calls / (span.end - span.start).total_seconds(), rel=0.01)
+    assert f'data-from="{span.from_ms}" data-to="{span.to_ms}"' in html
+    # no data in the window: drawn over the window, and said so
+    empty = data_span(
+        ch,
+        seeded.database,
+        LLM_OVERVIEW,
+        TimeRange.last(timedelta(hours=1), end=datetime(2020, 1, 1, tzinfo=timezone.utc)),
+    )
+    assert empty is None

@@ -57,7 +57,7 @@ CASES = [
 
 
 def test_every_textbox_reference_is_percent_encoded():
-    assert {name for _, _, name in CASES} == {"trace_id", "price_per_kwh", "price_per_gpu_hour"}
+    assert {name for _, _, name in CASES} == {"trace_id", "price_per_kwh", "price_per_gpu_hour", "session"}
     for _, panel, name in CASES:
         references = re.findall(rf"\$\{{{name}(?::(\w+))?\}}|\${name}\b|\[\[{name}[^\]]*\]\]", panel.sql)
         assert references and all(fmt == "percentencode" for fmt in references), (panel.key, name, references)
@@ -90,8 +90,9 @@ def _leaks(rows: list[tuple], secrets: set[str]) -> list[str]:
 def test_hostile_textbox_values_change_nothing(ch, seeded, seeded_range: TimeRange, dashboard, panel, name):
     secrets = _secrets(ch, seeded.database)
     assert secrets, "the seed stores prompts, so a leak would show"
-    # What a value that is not a trace id / not a number must give: no trace, a price of 0.
-    neutral = "" if name == "trace_id" else "0"
+    # What a value that is not a trace id / not a number must give: no trace, a price of 0. A session
+    # box shows the prompts of the session it names: a hostile value names none, so it shows nothing.
+    neutral = {"trace_id": "", "session": "no-such-session"}.get(name, "0")
     baseline = run_sql(
         ch, seeded.database, panel.sql, seeded_range, default_variables(dashboard, {name: neutral}), raise_errors=True
     )
@@ -100,7 +101,7 @@ def test_hostile_textbox_values_change_nothing(ch, seeded, seeded_range: TimeRan
         result = run_sql(ch, seeded.database, panel.sql, seeded_range, variables, raise_errors=True)
         assert result.columns == baseline.columns, (value, result.sql)
         assert not _leaks(result.rows, secrets), (value, result.sql)
-        if name == "trace_id":
+        if name in ("trace_id", "session"):
             assert result.rows == [], (value, result.sql)
         else:
             assert len(result.rows) == len(baseline.rows), (value, result.sql)

@@ -247,11 +247,13 @@ GROUP BY Hostname, GpuUuid"""
 
 # Quantile q of a histogram metric over a window, from the per-scrape bucket increases, interpolated
 # linearly inside the bucket as Prometheus' histogram_quantile does (the upper bound of the highest
-# finite bucket when the rank falls in +Inf).
+# finite bucket when the rank falls in +Inf). The rank is Nullable (a sum of Nullable increases), and
+# ClickHouse 24.8 refuses a Nullable lambda result in arrayFirstIndex ("Unexpected type of filter
+# column"): ifNull makes it a plain UInt8, NULL counting as false as later versions count it.
 SERVING_HISTOGRAM_QUANTILE_DDL = """CREATE VIEW IF NOT EXISTS "{db}"."{table}" {cluster} AS
 SELECT Hostname, Endpoint, Engine, ModelName, Metric, Labels, BucketBounds AS Bounds, Counts, Observations,
     {{q:Float64}} * Observations AS qrank,
-    arrayFirstIndex(c -> c >= qrank, Counts) AS idx,
+    arrayFirstIndex(c -> ifNull(c >= qrank, 0), Counts) AS idx,
     if(Observations <= 0, NULL,
        if(idx = 0, Bounds[-1],
           if(idx = 1, 0., Bounds[idx - 1])

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from . import analysis, collectors, logs, metrics, quality, traces
+from . import analysis, collectors, logs, metrics, quality, sessions, traces
 from .model import Migration, SchemaOptions, Table, View
 from .traces import FEEDBACK, LLM_CALLS, OTEL_TRACES
 
@@ -38,6 +38,17 @@ def _recreate_llm_calls_view(options: SchemaOptions) -> list[str]:
     cluster = f'ON CLUSTER "{options.cluster}"' if options.cluster else ""
     view = View("llm_calls_mv", traces.LLM_CALLS_MV_DDL, "otel_traces", "llm_calls")
     return [f'DROP VIEW IF EXISTS "{options.database}"."{view.name}" {cluster}', *render_object(view, options)]
+
+
+def _sessions_backfill_then_views(options: SchemaOptions) -> list[str]:
+    """Roll up the calls already stored, then start the views (after the tables: see ``sessions``); and
+    replace ``serving_histogram_quantile`` of stores made before it ran on ClickHouse 24.8 (``collectors``)."""
+    statements = sessions.backfill(options)
+    for view in sessions.VIEWS:
+        statements.extend(render_object(view, options))
+    for statement in render_object(collectors.SERVING_HISTOGRAM_QUANTILE, options):
+        statements.append(statement.replace("CREATE VIEW IF NOT EXISTS", "CREATE OR REPLACE VIEW", 1))
+    return statements
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -70,6 +81,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         "receiver: OTLP logs, GenAI events joined to their spans",
         objects=logs.OBJECTS + traces.JOINED_OBJECTS,
         statements=_recreate_llm_calls_view,
+        dedup_window=True,
+    ),
+    Migration(
+        7,
+        "sessions and users: rollups of llm_calls per session, user and trace; a serving quantile view 24.8 runs",
+        objects=sessions.TABLES,
+        statements=_sessions_backfill_then_views,
         dedup_window=True,
     ),
 )

@@ -41,6 +41,7 @@ def test_demo_on_the_embedded_default(tmp_path: Path, python_env) -> None:
     html = report.read_text()
     assert "drift" in html and "hallucination" in html  # the alert list names what the analyzers found
     _the_report_draws_its_charts_in_a_real_browser(report, tmp_path)
+    _sessions_users_and_the_feedback_export_work_on_the_demo_store(python_env, tmp_path)
     # a second run on the same store adds to it and still works (schema migrations are idempotent)
     again = _cli(["demo", "--calls", "4", "--support-calls", "0", "--no-analyze", "--no-report"], python_env, tmp_path)
     assert again.returncode == 0, again.stderr
@@ -59,6 +60,39 @@ def _the_report_draws_its_charts_in_a_real_browser(report: Path, tmp_path: Path)
     drawn = [chart for chart in run.facts["charts"] if chart["drawn"] > 0]
     assert len(drawn) >= 10, run.facts["charts"]
     (tmp_path / "demo-report.png").write_bytes(run.screenshot)
+    # The run's short span is drawn across the axis (not as dots at the right edge of a one-hour axis)
+    # and "requests per second" counts per second of that span.
+    calls = {c["panel"]: c for c in drawn if c["panel"].startswith("llmpulse-llm-overview-") and c["viewBox"] == 600}
+    assert len(calls) >= 6
+    left, plot = 62, 600 - 62 - 10  # the line chart's plot area, in its viewBox units
+    for chart in calls.values():  # every series starts in the left half (TTFT: the streamed calls only)
+        assert (chart["left"] - left) / plot < 0.5, chart
+    for key in ("requests_by_model", "latency_quantiles"):  # series of every call span the axis
+        chart = calls[f"llmpulse-llm-overview-{key}"]
+        assert (chart["right"] - chart["left"]) / plot > 0.8, chart
+    rps = float(run.facts["rps"].split()[0])
+    assert rps > 1, run.facts["rps"]  # about 300 calls over the run's seconds; 0.08 req/s over an hour
+    assert any(span.startswith("Drawn over the data: ") for span in run.facts["spans"])
+
+
+def _sessions_users_and_the_feedback_export_work_on_the_demo_store(env: dict[str, str], cwd: Path) -> None:
+    sessions = _cli(["sessions", "--sort", "feedback", "--format", "jsonl"], env, cwd)
+    assert sessions.returncode == 0, sessions.stderr
+    rows = [json.loads(line) for line in sessions.stdout.splitlines()]
+    assert rows and all(r["id"].startswith("session-") for r in rows)
+    assert rows[0]["mean_score"] is not None and rows[0]["feedback"] > 0  # the demo records feedback
+    shown = _cli(["sessions", "show", rows[0]["id"]], env, cwd)
+    assert shown.returncode == 0 and shown.stdout.startswith(f"session {rows[0]['id']} · service llmpulse-demo")
+    users = _cli(["users", "--sort", "cost", "--limit", "100"], env, cwd)
+    assert users.returncode == 0 and "user-" in users.stdout and "customer-" in users.stdout
+    sft = _cli(["export", "feedback", "--format", "sft", "--out", "sft.jsonl"], env, cwd)
+    assert sft.returncode == 0 and "SFT example(s) to sft.jsonl" in sft.stdout, sft.stderr
+    examples = [json.loads(line) for line in (cwd / "sft.jsonl").read_text().splitlines()]
+    assert examples and all(e["messages"][-1]["role"] == "assistant" for e in examples)
+    dpo = _cli(["export", "feedback", "--format", "dpo", "--out", "dpo.jsonl"], env, cwd)
+    assert dpo.returncode in (0, 4) and ("DPO pair(s)" in dpo.stdout or "made a DPO pair: " in dpo.stderr)
+    golden = _cli(["references", "add-from-calls", "--dataset", "demo-golden"], env, cwd)
+    assert golden.returncode == 0 and "reference item(s) to demo-golden" in golden.stdout, golden.stderr
 
 
 def test_schema_apply_then_up_to_date(tmp_path: Path, python_env) -> None:
