@@ -22,8 +22,14 @@ import os
 from typing import Any
 
 from llmpulse.agent._log import logger
-from llmpulse.agent.sdk.calls import call_options, fail_call, finish_call, fold_result, start_call
-from llmpulse.agent.sdk.spans import current_span
+from llmpulse.agent.sdk.calls import (
+    call_in_span,
+    call_in_span_async,
+    call_options,
+    finish_call,
+    fold_result,
+    start_call,
+)
 from llmpulse.agent.sdk.streams import ObservedAsyncIterator, ObservedIterator
 
 from .openai import with_stream_usage
@@ -125,14 +131,7 @@ def instrument(*, stream_usage: bool = False, **_options: Any) -> None:
                 result = original(*args, **kwargs)
                 fold_result(OPTIONS, result)
                 return result
-            token = current_span.set(record)
-            try:
-                result = original(*args, **kwargs)
-            except BaseException as exc:
-                current_span.reset(token)
-                fail_call(record, exc)
-                raise
-            current_span.reset(token)
+            result = call_in_span(record, original, *args, **kwargs)
             if _is_stream(result):
                 return ObservedIterator(result, record)
             return finish_call(record, result)
@@ -150,14 +149,7 @@ def instrument(*, stream_usage: bool = False, **_options: Any) -> None:
                 result = await original(*args, **kwargs)
                 fold_result(OPTIONS, result)
                 return result
-            token = current_span.set(record)
-            try:
-                result = await original(*args, **kwargs)
-            except BaseException as exc:
-                current_span.reset(token)
-                fail_call(record, exc)
-                raise
-            current_span.reset(token)
+            result = await call_in_span_async(record, original, *args, **kwargs)
             if _is_stream(result):
                 return ObservedAsyncIterator(result, record)
             return finish_call(record, result)

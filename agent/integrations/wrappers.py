@@ -22,7 +22,8 @@ from llmpulse.agent._log import logger
 from llmpulse.agent.sdk import state
 from llmpulse.agent.sdk.calls import (
     begin_call,
-    fail_call,
+    call_in_span,
+    call_in_span_async,
     finish_call,
     fold_result,
     run_call,
@@ -108,14 +109,7 @@ def _run_raw(options: ObserveOptions, kwargs: dict[str, Any], original: Any, sel
     record = start_call(options, kwargs)
     if record is None:
         return original(self, *args, **kwargs)
-    token = current_span.set(record)
-    try:
-        raw = original(self, *args, **kwargs)
-    except BaseException as exc:
-        current_span.reset(token)
-        fail_call(record, exc)
-        raise
-    current_span.reset(token)
+    raw = call_in_span(record, original, self, *args, **kwargs)
     parsed = None
     try:
         parsed = raw.parse()
@@ -128,14 +122,7 @@ async def _run_raw_async(options: ObserveOptions, kwargs: dict[str, Any], origin
     record = start_call(options, kwargs)
     if record is None:
         return await original(self, *args, **kwargs)
-    token = current_span.set(record)
-    try:
-        raw = await original(self, *args, **kwargs)
-    except BaseException as exc:
-        current_span.reset(token)
-        fail_call(record, exc)
-        raise
-    current_span.reset(token)
+    raw = await call_in_span_async(record, original, self, *args, **kwargs)
     parsed = None
     try:
         parsed = raw.parse()  # openai's legacy raw response parses synchronously, anthropic's is awaited

@@ -134,6 +134,33 @@ def fail_call(record: SpanRecord | None, exc: BaseException) -> None:
         fail_span(record, exc)
 
 
+def call_in_span(record: SpanRecord, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``call(*args, **kwargs)`` with ``record`` as the current span; an exception fails the span and passes
+    through unchanged. The caller ends the span with what it returns (``finish_call`` or its own ending)."""
+    token = current_span.set(record)
+    try:
+        result = call(*args, **kwargs)
+    except BaseException as exc:
+        current_span.reset(token)
+        fail_span(record, exc)
+        raise
+    current_span.reset(token)
+    return result
+
+
+async def call_in_span_async(record: SpanRecord, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Async twin of :func:`call_in_span` (``call`` returns an awaitable; cancellation is recorded, re-raised)."""
+    token = current_span.set(record)
+    try:
+        result = await call(*args, **kwargs)
+    except BaseException as exc:
+        current_span.reset(token)
+        fail_span(record, exc)
+        raise
+    current_span.reset(token)
+    return result
+
+
 def run_call(options: ObserveOptions, kwargs: dict[str, Any], call: Callable[..., Any], *args: Any) -> Any:
     """``call(*args, **kwargs)`` recorded as one span; exceptions pass through unchanged.
 
@@ -194,6 +221,8 @@ def fold_result(options: ObserveOptions, result: Any) -> None:
 
 __all__ = [
     "begin_call",
+    "call_in_span",
+    "call_in_span_async",
     "call_options",
     "fail_call",
     "finish_call",
