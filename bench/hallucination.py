@@ -8,7 +8,8 @@ held-out domain is only scored. Features and the ridge penalty are fixed a prior
 
 Printed per held-out domain: ROC AUC with a 95 % bootstrap interval and balanced accuracy (threshold
 from the training domains, carried over), beside the length-only and 1 - ROUGE-2-precision baselines
-(their thresholds also from the training domains); with and without the embedding signals; HaluEval
+(their thresholds also from the training domains); with and without the embedding signals, and what the
+embedding signals add (paired bootstrap interval of the AUC difference); HaluEval
 on length-matched pairs and BEGIN on its attributable-but-abstractive responses; the worst domain.
 
     python bench/hallucination.py [--limit N] [--seed 0] [--cache /tmp/hallucination_emb.npz]
@@ -56,6 +57,24 @@ def auc_ci(labels: np.ndarray, scores: np.ndarray, seed: int) -> tuple[float, fl
 
     result = bootstrap(
         (labels, scores), statistic, paired=True, vectorized=False, n_resamples=1000, method="percentile", rng=seed
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def auc_gain_ci(labels: np.ndarray, with_: np.ndarray, without: np.ndarray, seed: int) -> tuple[float, float]:
+    """95 % paired bootstrap interval of ROC AUC(with_) - ROC AUC(without): the same resampled responses for both."""
+
+    def statistic(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+        return roc_auc_score(y, a) - roc_auc_score(y, b) if 0 < y.sum() < len(y) else np.nan
+
+    result = bootstrap(
+        (labels, with_, without),
+        statistic,
+        paired=True,
+        vectorized=False,
+        n_resamples=1000,
+        method="percentile",
+        rng=seed,
     )
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
@@ -138,6 +157,11 @@ def main() -> int:
             low, high = auc_ci(y, s, args.seed)
             auc = f"{roc_auc_score(y, s):.3f} [{low:.3f}, {high:.3f}]"
             print(f"{held:14s} {len(y):5d} {name:32s} {auc:>24s} {balanced_accuracy_score(y, verdict):6.3f}")
+        gain = roc_auc_score(y, kept["all"]) - roc_auc_score(y, kept["lexical"])
+        low, high = auc_gain_ci(y, kept["all"], kept["lexical"], args.seed)
+        extras.append(
+            f"{held} embedding signals add {gain:+.4f} ROC AUC [95% paired bootstrap {low:+.4f}, {high:+.4f}]"
+        )
         if held == "halueval_qa":
             gap = {g: [] for g in np.unique(domain.groups)}
             for g, w in zip(domain.groups, words[held], strict=True):

@@ -15,7 +15,7 @@ from tests.conftest import PYTHON, REPO
 pytestmark = pytest.mark.slow
 
 PACKAGES = ("agent", "collectors", "analyzers", "dashboards")
-HEAVY = ("torch", "pandas", "chdb", "sentence_transformers", "sklearn", "scipy", "numpy", "pyarrow")
+HEAVY = ("torch", "onnxruntime", "pandas", "chdb", "sentence_transformers", "sklearn", "scipy", "numpy", "pyarrow")
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 from llmpulse.analyzers.embeddings import DIMENSION, MODEL_NAME, Embedder, MemoryEmbeddingCache, text_hash
 from llmpulse.analyzers.io.store import AnalysisStore
 
-from .framework_helpers import create_schema
+from tests.analyzers.framework_helpers import create_schema
 
 TEXTS = [
     "How do I reset my router's password?",

