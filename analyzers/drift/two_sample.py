@@ -26,6 +26,7 @@ Pure numpy/scipy/scikit-learn; no I/O. In decreasing order of authority:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -257,6 +258,20 @@ def _isolation_order(d2: np.ndarray, rng: np.random.Generator, k: int, rows_per_
     return np.lexsort((rng.random(total), -score))
 
 
+def _raise_to(kernel: np.ndarray, exponent: float) -> None:
+    """``kernel **= exponent`` in place, fast: squarings for 2, 4, 8... (``np.power`` on float32 is some 20x
+    slower than ``np.exp``), else through the logarithm (``log 0 = -inf`` maps back to 0)."""
+    squarings = math.log2(exponent)
+    if squarings.is_integer() and squarings >= 0:
+        for _ in range(int(squarings)):
+            np.multiply(kernel, kernel, out=kernel)
+        return
+    with np.errstate(divide="ignore"):
+        np.log(kernel, out=kernel)
+    kernel *= np.float32(exponent)
+    np.exp(kernel, out=kernel)
+
+
 def _min_p_calibration(stats: np.ndarray) -> tuple[np.ndarray, float, float]:
     """Per-component permutation p-values of every column, and the p-value of their minimum.
 
@@ -325,7 +340,7 @@ def aggregated_test(
             np.multiply(kernel, np.float32(-1.0 / (scale * bandwidth)), out=kernel)
             np.exp(kernel, out=kernel)
         else:
-            np.power(kernel, np.float32(previous / scale), out=kernel)
+            _raise_to(kernel, previous / scale)
         np.fill_diagonal(kernel, 0.0)
         by_scale[scale] = _mmd2_columns(kernel, labels, n, m)
         previous = scale

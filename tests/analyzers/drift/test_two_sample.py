@@ -53,6 +53,19 @@ def test_is_deterministic_for_a_seed_and_caps_the_sample() -> None:
     assert two_sample_test(x, y, seed=1) == two_sample_test(x, y, seed=1)
 
 
+@pytest.mark.parametrize("scales", [(1.0, 4.0), (0.5, 1.0, 3.0)])
+def test_kernels_derived_from_the_widest_equal_kernels_computed_alone(scales: tuple[float, ...]) -> None:
+    """The kernels share one buffer (the narrower ones are powers of the widest): each MMD^2 must equal the
+    one a test with that bandwidth alone computes, for powers of two and for other ratios."""
+    rng = np.random.default_rng(8)
+    x, y = unit_rows(rng, 90), unit_rows(rng, 70, shift=0.5)
+    together = aggregated_test(x, y, permutations=50, gaussian_scales=scales, tail_shares=())
+    for scale, value in zip(scales, together.component_values, strict=True):
+        alone = aggregated_test(x, y, permutations=50, gaussian_scales=(scale,), tail_shares=())
+        assert value == pytest.approx(alone.component_values[0], rel=1e-4, abs=1e-7)
+    assert together.components == tuple(f"mmd2_gaussian_{s:g}x_median" for s in scales)
+
+
 def test_result_shape() -> None:
     rng = np.random.default_rng(6)
     result = two_sample_test(unit_rows(rng, 50), unit_rows(rng, 40), seed=0)
