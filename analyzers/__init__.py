@@ -3,6 +3,6 @@
 ``framework/`` holds what every analyzer shares (windows, options, segments, result rows, the tests,
 the registry, the runner, and ``score_window`` for the per-call scorers); ``io/`` every query and
 insert; one folder per analyzer (``drift/``, ``hallucination/``, ``injection/``, ``quality/``) and
-``operational.py``; ``embeddings.py`` and ``text.py`` serve the text analyzers; ``cli.py`` is
-``llmpulse analyze``.
+``operational.py``; ``embeddings/`` (the MiniLM on ONNX Runtime or PyTorch, and its cache) and
+``text.py`` serve the text analyzers; ``cli.py`` is ``llmpulse analyze``.
 """
