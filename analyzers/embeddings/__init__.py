@@ -101,7 +101,7 @@ def _load_onnx(model_dir: Path) -> Any:
     providers = [
         p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in onnxruntime.get_available_providers()
     ]
-    return onnx_encoder.OnnxSentenceEncoder(model_dir, onnx_encoder.ensure_graph(model_dir), providers=providers)
+    return onnx_encoder.load_encoder(model_dir, providers)
 
 
 def _load_torch(device: str | None) -> Any:

@@ -76,6 +76,24 @@ def ensure_graph(model_dir: Path) -> Path:
     return path
 
 
+def load_encoder(model_dir: Path, providers: Sequence[str] = ("CPUExecutionProvider",)) -> OnnxSentenceEncoder:
+    """The encoder on the exported graph; a cached graph that no longer loads (a damaged file, a graph
+    from an incompatible onnxruntime) is exported again, once. ExportError when that fails too."""
+    path = ensure_graph(model_dir)
+    try:
+        return OnnxSentenceEncoder(model_dir, path, providers=providers)
+    except ImportError as exc:
+        raise ExportError(f"the ONNX encoder needs {exc.name or 'a missing package'}: {exc}") from exc
+    except Exception as exc:  # onnxruntime raises its own exception types for an unreadable graph
+        _log.warning("the ONNX graph %s does not load (%s); exporting it again", path, exc)
+        path.unlink(missing_ok=True)
+    path = ensure_graph(model_dir)
+    try:
+        return OnnxSentenceEncoder(model_dir, path, providers=providers)
+    except Exception as exc:
+        raise ExportError(f"the exported ONNX graph {path} does not load: {exc}") from exc
+
+
 class OnnxSentenceEncoder:
     """``encode`` with sentence-transformers' signature (the keywords the Embedder passes), on ONNX Runtime."""
 

@@ -80,6 +80,18 @@ def test_the_graph_is_exported_once_per_weights_and_atomically(tmp_path, monkeyp
     assert onnx_encoder.ensure_graph(model_dir) == path and path.stat().st_mtime_ns == stamp  # not exported again
 
 
+def test_a_damaged_graph_in_the_cache_is_exported_again(tmp_path, monkeypatch, caplog) -> None:
+    monkeypatch.setenv(onnx_encoder.CACHE_VARIABLE, str(tmp_path))
+    model_dir = embeddings._model_dir()
+    path = onnx_encoder.graph_path(model_dir)
+    path.write_bytes(b"half a graph")  # e.g. a disk that filled up under another tool
+    with caplog.at_level("WARNING", logger="llmpulse.analyzers.embeddings.onnx_encoder"):
+        encoder = onnx_encoder.load_encoder(model_dir)
+    assert "does not load" in caplog.text and "exporting it again" in caplog.text
+    assert path.stat().st_size > 10_000_000
+    assert encoder.encode(["a text"]).shape == (1, embeddings.DIMENSION)
+
+
 def test_a_failed_export_says_why(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv(onnx_encoder.CACHE_VARIABLE, str(tmp_path))
     broken = tmp_path / "model"
