@@ -36,7 +36,11 @@ LEXICAL_FEATURES: tuple[str, ...] = (
     "worst_unigram_unsupported",
     "worst_bigram_unsupported",
 )
-EMBEDDING_FEATURES: tuple[str, ...] = ("worst_embedding_unsupported", "embedding_novelty")
+# ``worst_embedding_unsupported`` (1 - the best window's cosine) is computed and reported but is not a model
+# feature: a bare, right span ("1923") is far from any sentence in embedding space, so it scores a short
+# answer as unsupported for being short, a length proxy by another name. The fit on all three domains gave
+# it weight 0; fitted on BEGIN alone it took weight and cost HaluEval QA 0.001 ROC AUC (bench/hallucination.py).
+EMBEDDING_FEATURES: tuple[str, ...] = ("embedding_novelty",)
 CONTEXT_FEATURES: tuple[str, ...] = LEXICAL_FEATURES + EMBEDDING_FEATURES
 CONTEXT_HEADS: tuple[str, ...] = ("context", "context_lexical")
 HEAD_ORDER: tuple[str, ...] = ("context", "context_lexical", "samples", "logprobs")
