@@ -30,7 +30,7 @@ from llmpulse.agent._log import logger
 
 from . import state
 from .decorator import _NESTED, ObserveOptions, _copy, finish_record
-from .spans import UNSAMPLED, SpanRecord, current_span, fail_span
+from .spans import UNSAMPLED, SpanRecord, call_in_span, call_in_span_async, current_span, fail_span
 
 _CURRENT = object()
 _options: dict[tuple[str, str, str | None, str | None], ObserveOptions] = {}
@@ -134,33 +134,6 @@ def fail_call(record: SpanRecord | None, exc: BaseException) -> None:
         fail_span(record, exc)
 
 
-def call_in_span(record: SpanRecord, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``call(*args, **kwargs)`` with ``record`` as the current span; an exception fails the span and passes
-    through unchanged. The caller ends the span with what it returns (``finish_call`` or its own ending)."""
-    token = current_span.set(record)
-    try:
-        result = call(*args, **kwargs)
-    except BaseException as exc:
-        current_span.reset(token)
-        fail_span(record, exc)
-        raise
-    current_span.reset(token)
-    return result
-
-
-async def call_in_span_async(record: SpanRecord, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Async twin of :func:`call_in_span` (``call`` returns an awaitable; cancellation is recorded, re-raised)."""
-    token = current_span.set(record)
-    try:
-        result = await call(*args, **kwargs)
-    except BaseException as exc:
-        current_span.reset(token)
-        fail_span(record, exc)
-        raise
-    current_span.reset(token)
-    return result
-
-
 def run_call(options: ObserveOptions, kwargs: dict[str, Any], call: Callable[..., Any], *args: Any) -> Any:
     """``call(*args, **kwargs)`` recorded as one span; exceptions pass through unchanged.
 
@@ -196,15 +169,7 @@ async def run_call_async(options: ObserveOptions, kwargs: dict[str, Any], call: 
         result = await call(*args, **kwargs)
         fold_result(options, result)
         return result
-    token = current_span.set(record)
-    try:
-        result = await call(*args, **kwargs)
-    except BaseException as exc:  # includes asyncio.CancelledError: recorded, then re-raised
-        current_span.reset(token)
-        fail_span(record, exc)
-        raise
-    current_span.reset(token)
-    return finish_record(record, result)
+    return finish_record(record, await call_in_span_async(record, call, *args, **kwargs))
 
 
 def fold_result(options: ObserveOptions, result: Any) -> None:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar, overload
 from llmpulse.agent._log import logger
 
 from . import state
-from .spans import UNSAMPLED, SpanRecord, current_span, end_span, fail_span
+from .spans import UNSAMPLED, SpanRecord, call_in_span_async, current_span, end_span, fail_span
 from .streams import (
     ObservedAsyncIterator,
     ObservedAsyncStreamManager,
@@ -251,15 +251,7 @@ def _wrap_coroutine(fn: Callable[..., Any], opts: ObserveOptions) -> Callable[..
         record = _start(opts, args, kwargs)
         if record is None:
             return await fn(*args, **kwargs)
-        token = current_span.set(record)
-        try:
-            result = await fn(*args, **kwargs)
-        except BaseException as exc:  # includes asyncio.CancelledError: recorded, then re-raised
-            current_span.reset(token)
-            fail_span(record, exc)
-            raise
-        current_span.reset(token)
-        return finish_record(record, result)
+        return finish_record(record, await call_in_span_async(record, fn, *args, **kwargs))
 
     return wrapper
 

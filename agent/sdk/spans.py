@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 from llmpulse.agent._log import logger
@@ -117,3 +118,30 @@ def fail_span(record: Any, exc: BaseException) -> None:
         return
     record.error = exc
     end_span(record)
+
+
+def call_in_span(record: SpanRecord, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``call(*args, **kwargs)`` with ``record`` as the current span; an exception fails the span and passes
+    through unchanged. The caller ends the span with what it returns (``finish_record`` or its own ending)."""
+    token = current_span.set(record)
+    try:
+        result = call(*args, **kwargs)
+    except BaseException as exc:
+        current_span.reset(token)
+        fail_span(record, exc)
+        raise
+    current_span.reset(token)
+    return result
+
+
+async def call_in_span_async(record: SpanRecord, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Async twin of :func:`call_in_span` (``call`` returns an awaitable; cancellation is recorded, re-raised)."""
+    token = current_span.set(record)
+    try:
+        result = await call(*args, **kwargs)
+    except BaseException as exc:
+        current_span.reset(token)
+        fail_span(record, exc)
+        raise
+    current_span.reset(token)
+    return result
