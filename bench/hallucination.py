@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -49,37 +50,40 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MODEL_VERSION = "2.1-lodo-nonneg"
 DROPPED = ("worst_embedding_unsupported",)  # computed, not a model feature (model.py says why); shown for comparison
 SIGNALS = CONTEXT_FEATURES + DROPPED
+VARIANTS = (  # (key, row name, features): each fitted on the training domains of every fold
+    ("lexical", "scorer, lexical only", LEXICAL_FEATURES),
+    ("all", "scorer, lexical + embedding", CONTEXT_FEATURES),
+    ("dropped", "  + worst_embedding (not shipped)", CONTEXT_FEATURES + DROPPED),
+)
 L2 = 1e-2  # fixed a priori, not tuned
 
 
+def _paired_bootstrap_ci(
+    statistic: Callable[..., float], samples: tuple[np.ndarray, ...], seed: int
+) -> tuple[float, float]:
+    """95 % percentile bootstrap interval of ``statistic(*samples)``, the responses resampled together."""
+    result = bootstrap(
+        samples, statistic, paired=True, vectorized=False, n_resamples=1000, method="percentile", rng=seed
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
 def auc_ci(labels: np.ndarray, scores: np.ndarray, seed: int) -> tuple[float, float]:
-    """95 % percentile bootstrap interval of the ROC AUC (responses resampled)."""
+    """95 % bootstrap interval of the ROC AUC."""
 
     def statistic(y: np.ndarray, s: np.ndarray) -> float:
         return roc_auc_score(y, s) if 0 < y.sum() < len(y) else np.nan
 
-    result = bootstrap(
-        (labels, scores), statistic, paired=True, vectorized=False, n_resamples=1000, method="percentile", rng=seed
-    )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+    return _paired_bootstrap_ci(statistic, (labels, scores), seed)
 
 
 def auc_gain_ci(labels: np.ndarray, with_: np.ndarray, without: np.ndarray, seed: int) -> tuple[float, float]:
-    """95 % paired bootstrap interval of ROC AUC(with_) - ROC AUC(without): the same resampled responses for both."""
+    """95 % bootstrap interval of ROC AUC(with_) - ROC AUC(without): the same resampled responses for both."""
 
     def statistic(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
         return roc_auc_score(y, a) - roc_auc_score(y, b) if 0 < y.sum() < len(y) else np.nan
 
-    result = bootstrap(
-        (labels, with_, without),
-        statistic,
-        paired=True,
-        vectorized=False,
-        n_resamples=1000,
-        method="percentile",
-        rng=seed,
-    )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+    return _paired_bootstrap_ci(statistic, (labels, with_, without), seed)
 
 
 def signals_of(domains: dict[str, Domain], encode: object) -> dict[str, np.ndarray]:
@@ -139,7 +143,7 @@ def main() -> int:
     header = f"{'held-out domain':14s} {'n':>5s} {'score':32s} {'ROC AUC [95% CI]':>24s} {'BA':>6s}"
     print(header)
     print("-" * len(header))
-    summary: dict[str, dict[str, float]] = {"all": {}, "lexical": {}, "dropped": {}}
+    summary: dict[str, dict[str, float]] = {label: {} for label, _, _ in VARIANTS}
     extras = []
     for held, domain in domains.items():
         y = domain.labels
@@ -149,15 +153,9 @@ def main() -> int:
             ("length only (words) [baseline]", words[held], baseline_verdicts(words, domains, held)),
             ("1 - ROUGE-2 precision [baseline]", rouge2[held], baseline_verdicts(rouge2, domains, held)),
         ]
-        variants = (("lexical", LEXICAL_FEATURES), ("all", CONTEXT_FEATURES), ("dropped", CONTEXT_FEATURES + DROPPED))
-        for label, features in variants:
+        for label, name, features in VARIANTS:
             head = fit_on(train, domains, x, features)
             scores = head.scores(x[held][:, [SIGNALS.index(f) for f in features]])
-            name = {
-                "lexical": "scorer, lexical only",
-                "all": "scorer, lexical + embedding",
-                "dropped": "  + worst_embedding (not shipped)",
-            }[label]
             rows.append((name, scores, scores >= head.threshold))
             summary[label][held] = roc_auc_score(y, scores)
             kept[label] = scores
@@ -165,16 +163,10 @@ def main() -> int:
             low, high = auc_ci(y, s, args.seed)
             auc = f"{roc_auc_score(y, s):.3f} [{low:.3f}, {high:.3f}]"
             print(f"{held:14s} {len(y):5d} {name:32s} {auc:>24s} {balanced_accuracy_score(y, verdict):6.3f}")
-        gain = roc_auc_score(y, kept["all"]) - roc_auc_score(y, kept["lexical"])
-        low, high = auc_gain_ci(y, kept["all"], kept["lexical"], args.seed)
-        extras.append(
-            f"{held} embedding signals add {gain:+.4f} ROC AUC [95% paired bootstrap {low:+.4f}, {high:+.4f}]"
-        )
-        gain = roc_auc_score(y, kept["dropped"]) - roc_auc_score(y, kept["lexical"])
-        low, high = auc_gain_ci(y, kept["dropped"], kept["lexical"], args.seed)
-        extras.append(
-            f"{held} with worst_embedding_unsupported too (not shipped): {gain:+.4f} [{low:+.4f}, {high:+.4f}]"
-        )
+        for label, said in (("all", "embedding signals add"), ("dropped", "with worst_embedding_unsupported too adds")):
+            gain = roc_auc_score(y, kept[label]) - roc_auc_score(y, kept["lexical"])
+            low, high = auc_gain_ci(y, kept[label], kept["lexical"], args.seed)
+            extras.append(f"{held} {said} {gain:+.4f} ROC AUC [95% paired bootstrap {low:+.4f}, {high:+.4f}]")
         if held == "halueval_qa":
             gap = {g: [] for g in np.unique(domain.groups)}
             for g, w in zip(domain.groups, words[held], strict=True):
@@ -196,8 +188,7 @@ def main() -> int:
         print()
     for line in extras:
         print(line)
-    for label in ("lexical", "all"):
-        figures = summary[label]
+    for label, figures in summary.items():
         worst = min(figures, key=figures.get)  # type: ignore[arg-type]
         shown = ", ".join(f"{n} {v:.3f}" for n, v in figures.items())
         print(f"LODO ROC AUC {label:8s}: {shown}; worst domain {worst} ({figures[worst]:.3f})")
